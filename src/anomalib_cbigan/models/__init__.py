@@ -1,0 +1,6 @@
+"""The models of this package; importing this module registers them with anomalib."""
+
+from .cbigan import Cbigan
+from .egbad import Egbad
+
+__all__ = ["Cbigan", "Egbad"]

@@ -1,0 +1,280 @@
+"""CBiGAN: Combining GANs and Autoencoders for Efficient Anomaly Detection.
+
+A Wasserstein BiGAN (encoder E, generator G, joint critic D(x, z)) whose E/G loss adds
+a cycle-consistency term: ``L* = (1 - alpha) * L_adv + alpha * (|x - G(E(x))|_1 +
+|z - E(G(z))|_1)``. Scores are ``A(x) = (1 - lambda) * L_R + lambda * L_fD``.
+
+Example:
+    >>> from anomalib.data import MVTecAD
+    >>> from anomalib.engine import Engine
+    >>> from anomalib_cbigan import Cbigan
+    >>> model = Cbigan(input_size=(128, 128), alpha=1e-4)
+    >>> engine = Engine(max_epochs=50)
+    >>> engine.fit(model, datamodule=MVTecAD(category="bottle"))  # doctest: +SKIP
+    >>> engine.test(model, datamodule=MVTecAD(category="bottle"))  # doctest: +SKIP
+
+Paper:
+    Carrara et al., "Combining GANs and AutoEncoders for Efficient Anomaly Detection",
+    ICPR 2020, https://arxiv.org/abs/2011.08102. Official code: fabiocarrara/cbigan-ad.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from anomalib import LearningType
+from anomalib.data import Batch
+from anomalib.metrics import Evaluator
+from anomalib.models.components import AnomalibModule
+from anomalib.post_processing import PostProcessor
+from anomalib.pre_processing import PreProcessor
+from anomalib.visualization import Visualizer
+from lightning.pytorch.utilities.types import STEP_OUTPUT
+from torch import nn, optim
+from torchvision.transforms.v2 import Compose, Normalize, Resize
+
+from anomalib_cbigan.registry import register_model
+
+from .loss import CriticLoss, EncoderGeneratorLoss
+from .torch_model import FEATURE_LAYERS, CbiganModel
+
+logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """Turn off gradients for ``module``'s parameters inside the block (restored after)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter, flag in zip(module.parameters(), flags, strict=True):
+            parameter.requires_grad_(flag)
+
+
+def _check_range(name: str, value: float, low: float, high: float, *, high_open: bool = False) -> None:
+    ok = low <= value < high if high_open else low <= value <= high
+    if not ok or math.isnan(value):
+        bracket = ")" if high_open else "]"
+        msg = f"{name} must be in [{low}, {high}{bracket}, got {value}"
+        raise ValueError(msg)
+
+
+@register_model
+class Cbigan(AnomalibModule):
+    """CBiGAN Lightning module: hyper-parameters, optimisers and the alternating GAN steps.
+
+    Args:
+        input_size (Sequence[int]): Height and width the default pre-processor resizes to
+            (and the networks are built for). Defaults to ``(128, 128)`` (objects).
+        latent_dim (int): Latent size. Defaults to ``64``.
+        alpha (float): Consistency weight in [0, 1]; ``0`` is EGBAD, ``1`` a double
+            autoencoder. Defaults to ``1e-4`` (the paper's value for objects).
+        lambda_ (float): Weight of the critic-feature term of the anomaly score, in [0, 1].
+            Defaults to ``0.1``.
+        lr (float): Adam learning rate of both optimisers. Defaults to ``1e-4``.
+        generator_betas (Sequence[float]): Adam betas of E and G. Defaults to ``(0.0, 0.1)``.
+        critic_betas (Sequence[float]): Adam betas of D. Defaults to ``(0.0, 0.9)``.
+        critic_steps (int): Critic updates per E/G update; each update uses its own batch.
+            Defaults to ``5``.
+        gp_weight (float): Gradient-penalty weight. Defaults to ``10``.
+        batch_size (int | None): Training batch size; ``None`` keeps the datamodule's
+            ``train_batch_size`` (MVTecAD's default, 32, is the paper's). Defaults to ``None``.
+        channels (int): Width multiplier of all networks. Defaults to ``3`` (official code).
+        feature_layer (str): Critic layer used as ``f_D``: ``"image_stem"`` (official code)
+            or ``"joint"``. Defaults to ``"image_stem"``.
+        anomaly_map_sigma (float): Gaussian smoothing of the anomaly map. Defaults to ``4``.
+        pre_processor (PreProcessor | bool): Pre-processor, or ``True`` for the default
+            (resize to ``input_size``, scale to [-1, 1]). Defaults to ``True``.
+        post_processor (PostProcessor | bool): Defaults to ``True`` (anomalib's
+            normalisation and thresholding, also inside exported models).
+        evaluator (Evaluator | bool): Defaults to ``True`` (image and pixel AUROC and F1).
+        visualizer (Visualizer | bool): Defaults to ``True``.
+
+    Raises:
+        ValueError: for a hyper-parameter out of range or an input size the networks cannot take.
+
+    Example:
+        >>> from anomalib_cbigan import Cbigan
+        >>> model = Cbigan(input_size=(64, 64), alpha=1e-5)
+        >>> model.model.input_size
+        (64, 64)
+    """
+
+    def __init__(
+        self,
+        input_size: Sequence[int] = (128, 128),
+        latent_dim: int = 64,
+        alpha: float = 1e-4,
+        lambda_: float = 0.1,
+        lr: float = 1e-4,
+        generator_betas: Sequence[float] = (0.0, 0.1),
+        critic_betas: Sequence[float] = (0.0, 0.9),
+        critic_steps: int = 5,
+        gp_weight: float = 10.0,
+        batch_size: int | None = None,
+        channels: int = 3,
+        feature_layer: str = "image_stem",
+        anomaly_map_sigma: float = 4.0,
+        pre_processor: PreProcessor | bool = True,
+        post_processor: PostProcessor | bool = True,
+        evaluator: Evaluator | bool = True,
+        visualizer: Visualizer | bool = True,
+    ) -> None:
+        _check_range("alpha", alpha, 0.0, 1.0)
+        _check_range("lambda_", lambda_, 0.0, 1.0)
+        for name, betas in (("generator_betas", generator_betas), ("critic_betas", critic_betas)):
+            if len(betas) != 2:  # noqa: PLR2004
+                msg = f"{name} must be two numbers (beta1, beta2), got {betas}"
+                raise ValueError(msg)
+            for beta in betas:
+                _check_range(name, float(beta), 0.0, 1.0, high_open=True)
+        checks = {
+            "lr": lr > 0,
+            "latent_dim": latent_dim >= 1,
+            "critic_steps": critic_steps >= 1,
+            "gp_weight": gp_weight >= 0,
+            "channels": channels >= 1,
+            "anomaly_map_sigma": anomaly_map_sigma > 0,
+            "batch_size": batch_size is None or batch_size >= 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                msg = f"{name} has an invalid value: {locals()[name]!r}"
+                raise ValueError(msg)
+        if feature_layer not in FEATURE_LAYERS:
+            msg = f"feature_layer must be one of {FEATURE_LAYERS}, got {feature_layer!r}"
+            raise ValueError(msg)
+        if len(input_size) != 2:  # noqa: PLR2004
+            msg = f"input_size must be (height, width), got {input_size}"
+            raise ValueError(msg)
+        if pre_processor is True:
+            pre_processor = self.configure_pre_processor(tuple(input_size))
+        super().__init__(
+            pre_processor=pre_processor,
+            post_processor=post_processor,
+            evaluator=evaluator,
+            visualizer=visualizer,
+        )
+        # A custom pre-processor decides the size the networks see.
+        size = self.input_size or tuple(input_size)
+        self.model = CbiganModel(
+            input_size=(int(size[0]), int(size[1])),
+            latent_dim=latent_dim,
+            channels=channels,
+            lambda_=lambda_,
+            feature_layer=feature_layer,
+            anomaly_map_sigma=anomaly_map_sigma,
+        )
+        self.alpha = alpha
+        self.lr = lr
+        self.generator_betas = tuple(float(b) for b in generator_betas)
+        self.critic_betas = tuple(float(b) for b in critic_betas)
+        self.critic_steps = critic_steps
+        self.batch_size = batch_size
+        self.critic_loss = CriticLoss(gp_weight)
+        self.generator_loss = EncoderGeneratorLoss(alpha)
+        self.automatic_optimization = False
+        # Persisted in checkpoints so a resumed run continues the critic/generator cycle.
+        self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
+        self.batches_seen: torch.Tensor
+
+    @classmethod
+    def configure_pre_processor(cls, image_size: tuple[int, int] | None = None) -> PreProcessor:
+        """Resize to ``image_size`` and scale [0, 1] images to G's tanh range [-1, 1]."""
+        image_size = image_size or (128, 128)
+        return PreProcessor(
+            transform=Compose([
+                Resize(image_size, antialias=True),
+                Normalize(mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5]),
+            ]),
+        )
+
+    def configure_optimizers(self) -> list[optim.Optimizer]:
+        """Adam for E and G together, Adam for D (paper: lr 1e-4; betas from the official code)."""
+        generator_params = [*self.model.encoder.parameters(), *self.model.generator.parameters()]
+        return [
+            optim.Adam(generator_params, lr=self.lr, betas=self.generator_betas),
+            optim.Adam(self.model.critic.parameters(), lr=self.lr, betas=self.critic_betas),
+        ]
+
+    def setup(self, stage: str) -> None:
+        """Apply the ``batch_size`` hyper-parameter to the datamodule before its loaders exist."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if stage == "fit" and self.batch_size is not None and datamodule is not None:
+            if getattr(datamodule, "train_batch_size", self.batch_size) != self.batch_size:
+                logger.info("%s: training with batch_size=%d (model hyper-parameter)", self.name, self.batch_size)
+            datamodule.train_batch_size = self.batch_size
+
+    def is_generator_step(self) -> bool:
+        """Whether the current batch trains E and G (else D): D, D, ..., D, then E/G."""
+        return int(self.batches_seen) % (self.critic_steps + 1) == self.critic_steps
+
+    def training_step(self, batch: Batch, batch_idx: int) -> STEP_OUTPUT:
+        """One critic step or one E/G step, alternating as in the official code."""
+        del batch_idx
+        generator_optimizer, critic_optimizer = self.optimizers()
+        images = batch.image
+        self.model.check_images(images)
+        prior = torch.randn(images.shape[0], self.model.latent_dim, device=images.device, dtype=images.dtype)
+        model = self.model
+        if self.is_generator_step():
+            with frozen(model.critic):  # D's weights need no gradients in the E/G step
+                encoded = model.encoder(images)
+                generated = model.generator(prior)
+                cycle = None
+                if self.alpha > 0:
+                    cycle = (images, model.generator(encoded), prior, model.encoder(generated))
+                real_score = model.critic(images, encoded).score
+                loss = self.generator_loss(real_score, model.critic(generated, prior).score, cycle)
+                self._check_finite(loss, "generator_loss")
+                generator_optimizer.zero_grad()
+                self.manual_backward(loss)
+                generator_optimizer.step()
+            self.log("generator_loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True)
+        else:
+            with torch.no_grad():  # E and G are fixed in the critic step
+                encoded = model.encoder(images)
+                generated = model.generator(prior)
+            loss, penalty = self.critic_loss(model.critic, (images, encoded), (generated, prior))
+            self._check_finite(loss, "critic_loss")
+            critic_optimizer.zero_grad()
+            self.manual_backward(loss)
+            critic_optimizer.step()
+            self.log("critic_loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True)
+            self.log("gradient_penalty", penalty.detach(), on_step=False, on_epoch=True)
+        self.batches_seen += 1
+        return {"loss": loss.detach()}
+
+    def _check_finite(self, loss: torch.Tensor, name: str) -> None:
+        if not torch.isfinite(loss):
+            msg = (
+                f"{self.name} diverged: {name} is {loss.item()} at training batch {int(self.batches_seen)} "
+                f"(epoch {self.current_epoch}). Likely causes: learning rate too high (lr={self.lr}) or "
+                f"gradient-penalty weight too low (gp_weight={self.critic_loss.gp_weight}). "
+                "Checkpoints already written are kept."
+            )
+            raise FloatingPointError(msg)
+
+    def validation_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
+        """Score the batch; anomalib's post-processor collects normalisation and thresholds."""
+        del args, kwargs
+        predictions = self.model(batch.image)
+        return batch.update(**predictions._asdict())
+
+    @property
+    def trainer_arguments(self) -> dict[str, Any]:
+        """Manual optimisation: no automatic clipping; no sanity validation (untrained scores)."""
+        return {"gradient_clip_val": 0, "num_sanity_val_steps": 0}
+
+    @property
+    def learning_type(self) -> LearningType:
+        """CBiGAN learns from normal images only."""
+        return LearningType.ONE_CLASS

@@ -1,0 +1,126 @@
+"""Losses of the Wasserstein BiGAN with cycle consistency (CBiGAN, paper eqs. 5, 6, 10-13).
+
+Sign conventions follow the paper: the critic maximises ``D(x, E(x)) - D(G(z), z)``;
+E and G minimise it. ``L_C`` uses per-sample *sums* of absolute errors averaged over the
+batch (official ``losses.py``), which is why useful values of alpha are small (1e-4, 1e-5).
+
+Example:
+    >>> import torch
+    >>> from anomalib_cbigan.models.cbigan.loss import consistency_loss
+    >>> x = torch.zeros(2, 3, 2, 2); z = torch.zeros(2, 4)
+    >>> float(consistency_loss(x, x + 1, z, z - 0.5))
+    14.0
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def critic_adversarial_loss(real_score: torch.Tensor, fake_score: torch.Tensor) -> torch.Tensor:
+    """``L_D = mean D(G(z), z) - mean D(x, E(x))`` (eq. 6)."""
+    return fake_score.mean() - real_score.mean()
+
+
+def encoder_generator_adversarial_loss(real_score: torch.Tensor, fake_score: torch.Tensor) -> torch.Tensor:
+    """``L_EG = mean D(x, E(x)) - mean D(G(z), z)`` (eq. 5)."""
+    return real_score.mean() - fake_score.mean()
+
+
+def l1_per_sample(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Sum of absolute differences per sample (batch dimension kept)."""
+    return (a - b).abs().flatten(1).sum(dim=1)
+
+
+def consistency_loss(
+    images: torch.Tensor,
+    reconstructed_images: torch.Tensor,
+    latent: torch.Tensor,
+    reconstructed_latent: torch.Tensor,
+) -> torch.Tensor:
+    """``L_C = mean |x - G(E(x))|_1 + mean |z - E(G(z))|_1`` (eqs. 10-12)."""
+    return l1_per_sample(images, reconstructed_images).mean() + l1_per_sample(latent, reconstructed_latent).mean()
+
+
+def gradient_penalty(
+    critic: nn.Module,
+    real_images: torch.Tensor,
+    real_latent: torch.Tensor,
+    fake_images: torch.Tensor,
+    fake_latent: torch.Tensor,
+) -> torch.Tensor:
+    """Two-sided WGAN-GP penalty on the joint (x, z) input.
+
+    Points are interpolated with one random ``eps`` per sample between the real pair
+    ``(x, E(x))`` and the fake pair ``(G(z), z)``; the gradients with respect to the image
+    and the latent are concatenated before taking the norm: ``mean (||grad|| - 1)^2``.
+    The graph is kept (``create_graph=True``) so the penalty can be back-propagated.
+    """
+    batch = real_images.shape[0]
+    eps = torch.rand(batch, 1, device=real_images.device, dtype=real_images.dtype)
+    mixed_images = (eps.view(batch, 1, 1, 1) * real_images + (1 - eps.view(batch, 1, 1, 1)) * fake_images).detach()
+    mixed_latent = (eps * real_latent + (1 - eps) * fake_latent).detach()
+    mixed_images.requires_grad_(True)
+    mixed_latent.requires_grad_(True)
+    score = critic(mixed_images, mixed_latent).score
+    grad_images, grad_latent = torch.autograd.grad(
+        outputs=score.sum(),
+        inputs=(mixed_images, mixed_latent),
+        create_graph=True,
+    )
+    grads = torch.cat([grad_images.flatten(1), grad_latent.flatten(1)], dim=1)
+    return ((grads.norm(2, dim=1) - 1) ** 2).mean()
+
+
+class CriticLoss(nn.Module):
+    """Critic loss ``L_D + gp_weight * GP``.
+
+    Args:
+        gp_weight (float): Weight of the gradient penalty. Defaults to ``10``.
+    """
+
+    def __init__(self, gp_weight: float = 10.0) -> None:
+        super().__init__()
+        self.gp_weight = gp_weight
+
+    def forward(
+        self,
+        critic: nn.Module,
+        real: tuple[torch.Tensor, torch.Tensor],
+        fake: tuple[torch.Tensor, torch.Tensor],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(total loss, gradient penalty)`` for real ``(x, E(x))`` and fake ``(G(z), z)`` pairs."""
+        adversarial = critic_adversarial_loss(critic(*real).score, critic(*fake).score)
+        penalty = gradient_penalty(critic, *real, *fake) if self.gp_weight else adversarial.new_zeros(())
+        return adversarial + self.gp_weight * penalty, penalty
+
+
+class EncoderGeneratorLoss(nn.Module):
+    """E/G loss ``(1 - alpha) * L_EG + alpha * L_C`` (eq. 13).
+
+    With ``alpha = 0`` this is exactly the (Wasserstein) BiGAN loss of EGBAD and the
+    cycle reconstructions are not needed; with ``alpha = 1`` it is a double autoencoder.
+
+    Args:
+        alpha (float): Weight of the consistency term, in [0, 1].
+    """
+
+    def __init__(self, alpha: float) -> None:
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(
+        self,
+        real_score: torch.Tensor,
+        fake_score: torch.Tensor,
+        cycle: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Loss from critic scores and ``cycle = (x, G(E(x)), z, E(G(z)))`` (needed when alpha > 0)."""
+        adversarial = encoder_generator_adversarial_loss(real_score, fake_score)
+        if self.alpha == 0:
+            return adversarial
+        if cycle is None:
+            msg = "EncoderGeneratorLoss with alpha > 0 needs the cycle reconstructions"
+            raise ValueError(msg)
+        return (1 - self.alpha) * adversarial + self.alpha * consistency_loss(*cycle)

@@ -1,0 +1,47 @@
+"""Shared fixtures: small generated data and fast model settings."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import pytest
+
+warnings.filterwarnings("ignore", category=FutureWarning)
+logging.getLogger("anomalib").setLevel(logging.WARNING)
+
+# Small and fast: 64 px inputs, the embedded generator with few images.
+FAST_MODEL_ARGS = {"input_size": (64, 64), "critic_steps": 1, "visualizer": False}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--runslow"):
+        return
+    skip_slow = pytest.mark.skip(reason="slow: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)
+
+
+@pytest.fixture(scope="session")
+def mvtec_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small MVTec-layout tree (category 'brick') written by the embedded generator."""
+    from anomalib_cbigan.data import build_texture_dataset
+
+    return build_texture_dataset(
+        tmp_path_factory.mktemp("mvtec"),
+        ["brick"],
+        num_train=8,
+        num_test_good=4,
+        num_test_per_defect=2,
+    )
+
+
+@pytest.fixture
+def fast_model_args() -> dict:
+    return dict(FAST_MODEL_ARGS)

@@ -1,0 +1,89 @@
+"""Training steps: each updates only its own networks; no NaN; divergence stops with a clear error."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import lightning
+import pytest
+import torch
+from anomalib.data import ImageBatch
+
+from anomalib_cbigan import Cbigan
+
+
+class _Harness:
+    """Runs Cbigan.training_step outside a Trainer (manual optimisation hooks stubbed)."""
+
+    def __init__(self, model: Cbigan) -> None:
+        self.model = model
+        self.optimizers = model.configure_optimizers()
+        model.optimizers = lambda: self.optimizers  # type: ignore[method-assign]
+        model.manual_backward = lambda loss: loss.backward()  # type: ignore[method-assign]
+        model.log = mock.Mock()  # type: ignore[method-assign]
+
+    def step(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.training_step(ImageBatch(image=images), 0)["loss"]
+
+
+def _snapshot(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def _changed(before: list[torch.Tensor], module: torch.nn.Module) -> bool:
+    return any(not torch.equal(b, p) for b, p in zip(before, module.parameters(), strict=True))
+
+
+@pytest.fixture
+def harness() -> _Harness:
+    lightning.seed_everything(0, verbose=False)
+    model = Cbigan(input_size=(64, 64), critic_steps=2, alpha=1e-3, visualizer=False)
+    return _Harness(model)
+
+
+def test_critic_step_leaves_encoder_and_generator_untouched(harness: _Harness) -> None:
+    model = harness.model.model
+    assert not harness.model.is_generator_step()
+    encoder, generator, critic = _snapshot(model.encoder), _snapshot(model.generator), _snapshot(model.critic)
+    harness.step(torch.rand(4, 3, 64, 64) * 2 - 1)
+    assert _changed(critic, model.critic)
+    assert not _changed(encoder, model.encoder)
+    assert not _changed(generator, model.generator)
+
+
+def test_generator_step_leaves_critic_untouched(harness: _Harness) -> None:
+    model = harness.model.model
+    harness.model.batches_seen.fill_(2)  # critic_steps=2: batches 0, 1 train D, batch 2 trains E and G
+    assert harness.model.is_generator_step()
+    encoder, generator, critic = _snapshot(model.encoder), _snapshot(model.generator), _snapshot(model.critic)
+    harness.step(torch.rand(4, 3, 64, 64) * 2 - 1)
+    assert _changed(encoder, model.encoder)
+    assert _changed(generator, model.generator)
+    assert not _changed(critic, model.critic)
+
+
+def test_alternation_follows_critic_steps(harness: _Harness) -> None:
+    pattern = []
+    for _ in range(6):
+        pattern.append(harness.model.is_generator_step())
+        harness.step(torch.rand(2, 3, 64, 64) * 2 - 1)
+    assert pattern == [False, False, True, False, False, True]
+
+
+def test_no_nan_after_a_few_steps(harness: _Harness) -> None:
+    for _ in range(6):
+        loss = harness.step(torch.rand(4, 3, 64, 64) * 2 - 1)
+        assert torch.isfinite(loss)
+    assert all(torch.isfinite(p).all() for p in harness.model.parameters())
+
+
+def test_divergence_stops_with_a_message_naming_the_loss(harness: _Harness) -> None:
+    images = torch.rand(2, 3, 64, 64) * 2 - 1
+    images[0, 0, 0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"critic_loss is nan at training batch 0.*lr=.*gp_weight="):
+        harness.step(images)
+
+
+def test_wrong_channel_count_in_training_is_a_clear_error(harness: _Harness) -> None:
+    with pytest.raises(ValueError, match="3 channels, got 1"):
+        harness.step(torch.rand(2, 1, 64, 64))
