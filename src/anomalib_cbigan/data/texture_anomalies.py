@@ -5,9 +5,11 @@ scikit-image ships inside its wheel, so nothing is downloaded. Each category bec
 MVTec AD tree (``train/good``, ``test/good``, ``test/<defect>``, ``ground_truth/<defect>``)
 that anomalib's ``MVTecAD`` datamodule reads as it is.
 
-* Normal images are 192x192 crops with random horizontal/vertical flips (flips keep the
-  orientation of brick rows). Training crops come from the top 320 rows of the photo and
-  test crops from the bottom 192 rows, so test images never overlap training images.
+* Normal images are 192x192 crops at random positions of the whole photo, with random
+  horizontal/vertical flips (flips keep the orientation of brick rows). Train and test
+  crops come from the same photo, so they may overlap in part, as MVTec AD's train and
+  test images show the same material; taking them from separate regions made the normal
+  test images differ from the training ones in illumination, which is not a defect.
 * Defects: ``scratch`` (thin line), ``hole`` (dark ellipse), ``stain`` (soft colour or
   intensity blob) and ``cut_paste`` (a patch of another texture). Each has a binary mask.
 
@@ -37,9 +39,8 @@ from skimage.filters import gaussian
 CATEGORIES = ("brick", "grass", "gravel")
 DEFECT_TYPES = ("scratch", "hole", "stain", "cut_paste")
 CROP = 192
-TRAIN_ROWS = 320  # crops for training start above this row, test crops below it
 # Bump when the generator changes so that cached trees are rebuilt.
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
 _MARKER = ".texture_anomalies_complete"
 
 
@@ -55,8 +56,8 @@ def _photo(category: str) -> np.ndarray:
     return np.repeat(gray[..., None], 3, axis=2)
 
 
-def _crop(photo: np.ndarray, rng: np.random.Generator, top_range: tuple[int, int]) -> np.ndarray:
-    top = int(rng.integers(top_range[0], top_range[1] + 1))
+def _crop(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    top = int(rng.integers(0, photo.shape[0] - CROP + 1))
     left = int(rng.integers(0, photo.shape[1] - CROP + 1))
     crop = photo[top : top + CROP, left : left + CROP]
     if rng.random() < 0.5:  # noqa: PLR2004
@@ -150,15 +151,13 @@ def _write_category(
     rng = np.random.default_rng([seed, CATEGORIES.index(category)])
     photo = _photo(category)
     other = _photo(CATEGORIES[(CATEGORIES.index(category) + 1) % len(CATEGORIES)])
-    train_tops = (0, TRAIN_ROWS - CROP)
-    test_tops = (TRAIN_ROWS, photo.shape[0] - CROP)
     for index in range(num_train):
-        _save_rgb(folder / "train" / "good" / f"{index:03d}.png", _crop(photo, rng, train_tops))
+        _save_rgb(folder / "train" / "good" / f"{index:03d}.png", _crop(photo, rng))
     for index in range(num_test_good):
-        _save_rgb(folder / "test" / "good" / f"{index:03d}.png", _crop(photo, rng, test_tops))
+        _save_rgb(folder / "test" / "good" / f"{index:03d}.png", _crop(photo, rng))
     for defect, make_defect in _DEFECTS.items():
         for index in range(num_test_per_defect):
-            image, mask = make_defect(_crop(photo, rng, test_tops), rng, other)
+            image, mask = make_defect(_crop(photo, rng), rng, other)
             _save_rgb(folder / "test" / defect / f"{index:03d}.png", image)
             _save_mask(folder / "ground_truth" / defect / f"{index:03d}_mask.png", mask)
 

@@ -1,0 +1,109 @@
+"""Quality on the embedded texture data: every registered model, trained and untrained, side by side.
+
+Each row is one (model, category, seed): anomalib's test metrics after a short training,
+and the same metrics for the same architecture untrained (a validation pass first, so that
+anomalib's post-processor has normalisation statistics; without them anomalib's AUROC
+squashes raw scores through a sigmoid and reports 0.5). The untrained row is the floor a
+broken training would sit on; it is what the quality test in
+``tests/integration/test_quality_floor.py`` is calibrated against.
+
+Usage:
+    python benchmarks/embedded_quality.py --epochs 40 --seeds 0 1 2 --categories brick grass gravel
+
+Writes ``benchmarks/results/embedded_quality.csv`` and ``.md`` (``--output`` to change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+import warnings
+from pathlib import Path
+
+import lightning
+from anomalib.engine import Engine
+
+from anomalib_cbigan.data import CATEGORIES, TextureAnomalies
+from anomalib_cbigan.registry import list_models, model_class
+from anomalib_cbigan.reports import write_tables
+
+METRICS = ("image_AUROC", "image_F1Score", "pixel_AUROC", "pixel_F1Score")
+
+
+def evaluate(
+    name: str,
+    category: str,
+    seed: int,
+    epochs: int,
+    *,
+    model_args: dict,
+    data_root: Path | None,
+    work_dir: Path,
+) -> list[dict]:
+    """Train-and-test and untrained rows for one model, category and seed."""
+    datamodule = TextureAnomalies(root=data_root, category=category)
+    rows = []
+    for trained in (False, True):
+        lightning.seed_everything(seed, verbose=False)
+        model = model_class(name)(**model_args, visualizer=False)
+        engine = Engine(
+            max_epochs=epochs,
+            default_root_dir=work_dir,
+            logger=False,
+            enable_progress_bar=False,
+        )
+        start = time.perf_counter()
+        if trained:
+            engine.fit(model, datamodule=datamodule)
+        else:
+            engine.validate(model, datamodule=datamodule, verbose=False)
+        train_s = time.perf_counter() - start
+        start = time.perf_counter()
+        metrics = engine.test(model, datamodule=datamodule, verbose=False)[0]
+        rows.append({
+            "model": name if trained else f"{name} (untrained)",
+            "category": category,
+            "seed": seed,
+            "epochs": epochs if trained else 0,
+            **{key: float(metrics[key]) for key in METRICS},
+            "train_s": round(train_s, 1),
+            "test_s": round(time.perf_counter() - start, 1),
+        })
+        print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in rows[-1].items()), flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=list_models())
+    parser.add_argument("--categories", nargs="+", default=list(CATEGORIES))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--critic-steps", type=int, default=1)
+    parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "embedded_quality")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    logging.getLogger("anomalib").setLevel(logging.ERROR)
+    model_args = {"input_size": (args.image_size, args.image_size), "critic_steps": args.critic_steps}
+    rows = []
+    for category in args.categories:
+        for name in args.models:
+            for seed in args.seeds:
+                rows += evaluate(
+                    name,
+                    category,
+                    seed,
+                    args.epochs,
+                    model_args=model_args,
+                    data_root=args.data_root,
+                    work_dir=args.output.parent / "runs",
+                )
+                write_tables(rows, args.output)  # after every job: an interrupted run keeps what it measured
+    print(f"\nwrote {args.output.with_suffix('.md')} and {args.output.with_suffix('.csv')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""The embedded texture dataset and the dataset checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from anomalib_cbigan.data import DEFECT_TYPES, DatasetError, TextureAnomalies, build_texture_dataset, check_mvtec_tree
+
+
+def test_tree_has_mvtec_layout_with_masks(mvtec_root: Path) -> None:
+    brick = mvtec_root / "brick"
+    assert len(list((brick / "train" / "good").glob("*.png"))) == 8
+    assert len(list((brick / "test" / "good").glob("*.png"))) == 4
+    for defect in DEFECT_TYPES:
+        images = sorted((brick / "test" / defect).glob("*.png"))
+        masks = sorted((brick / "ground_truth" / defect).glob("*_mask.png"))
+        assert len(images) == len(masks) == 2
+        for image_path, mask_path in zip(images, masks, strict=True):
+            image, mask = Image.open(image_path), np.array(Image.open(mask_path))
+            assert image.mode == "RGB"
+            assert mask.shape == image.size[::-1]
+            assert set(np.unique(mask)) <= {0, 255}
+            assert 20 < (mask > 0).sum() < 0.5 * mask.size  # a visible defect, not the whole image
+    check_mvtec_tree(mvtec_root, "brick")
+
+
+def test_build_is_deterministic_and_written_once(tmp_path: Path) -> None:
+    kwargs = {"num_train": 2, "num_test_good": 1, "num_test_per_defect": 1}
+    first = build_texture_dataset(tmp_path / "a", ["grass"], **kwargs)
+    second = build_texture_dataset(tmp_path / "b", ["grass"], **kwargs)
+    a, b = first / "grass/test/stain/000.png", second / "grass/test/stain/000.png"
+    assert a.read_bytes() == b.read_bytes()
+    mtime = a.stat().st_mtime_ns
+    build_texture_dataset(tmp_path / "a", ["grass"], **kwargs)
+    assert a.stat().st_mtime_ns == mtime  # cached: not rewritten
+    assert not [p for p in (tmp_path / "a").iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_unknown_texture_category_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="Unknown texture categories"):
+        build_texture_dataset(tmp_path, ["carpet"])
+    with pytest.raises(ValueError, match="has categories"):
+        TextureAnomalies(root=tmp_path, category="carpet")
+
+
+def _copy_tree(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_missing_root_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=r"Dataset root '.*nowhere' does not exist.*nothing is downloaded"):
+        check_mvtec_tree(tmp_path / "nowhere", "brick")
+
+
+def test_missing_category_lists_the_ones_present(mvtec_root: Path) -> None:
+    with pytest.raises(DatasetError, match=r"Category 'bottle' not found.*\['brick'\]"):
+        check_mvtec_tree(mvtec_root, "bottle")
+
+
+def test_empty_train_good(tmp_path: Path, mvtec_root: Path) -> None:
+    root = _copy_tree(mvtec_root, tmp_path / "tree")
+    for path in (root / "brick" / "train" / "good").glob("*.png"):
+        path.unlink()
+    with pytest.raises(DatasetError, match=r"No training images: '.*train/good'"):
+        check_mvtec_tree(root, "brick")
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        ("corrupt", "corrupt or not an image"),
+        ("truncated", "corrupt or not an image"),
+        ("zero_bytes", "empty file"),
+        ("grayscale", "mode L \\(grayscale\\)"),
+        ("rgba", "mode RGBA"),
+    ],
+)
+def test_bad_image_is_named(tmp_path: Path, mvtec_root: Path, damage: str, match: str) -> None:
+    root = _copy_tree(mvtec_root, tmp_path / "tree")
+    victim = root / "brick" / "train" / "good" / "003.png"
+    if damage == "corrupt":
+        data = bytearray(victim.read_bytes())
+        data[100:200] = bytes(100)
+        victim.write_bytes(bytes(data))
+    elif damage == "truncated":
+        victim.write_bytes(victim.read_bytes()[:-2000])
+    elif damage == "zero_bytes":
+        victim.write_bytes(b"")
+    elif damage == "grayscale":
+        Image.open(victim).convert("L").save(victim)
+    elif damage == "rgba":
+        Image.open(victim).convert("RGBA").save(victim)
+    with pytest.raises(DatasetError, match=rf"(?s)1 unusable image.*003\.png: {match}"):
+        check_mvtec_tree(root, "brick")
+    if damage in {"grayscale", "rgba"}:  # readable images: accepted when conversion is allowed
+        check_mvtec_tree(root, "brick", require_rgb=False)
+
+
+def test_local_mvtec_checks_instead_of_downloading(tmp_path: Path) -> None:
+    from anomalib_cbigan.data import LocalMVTecAD
+
+    with pytest.raises(DatasetError, match="does not exist"):
+        LocalMVTecAD(root=tmp_path / "missing", category="bottle").prepare_data()
