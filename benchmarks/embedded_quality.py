@@ -38,6 +38,7 @@ def evaluate(
     epochs: int,
     *,
     model_args: dict,
+    alpha: float,
     data_root: Path | None,
     work_dir: Path,
 ) -> list[dict]:
@@ -46,7 +47,8 @@ def evaluate(
     rows = []
     for trained in (False, True):
         lightning.seed_everything(seed, verbose=False)
-        model = model_class(name)(**model_args, visualizer=False)
+        extra = {"alpha": alpha} if name == "Cbigan" else {}
+        model = model_class(name)(**model_args, **extra, visualizer=False)
         engine = Engine(
             max_epochs=epochs,
             default_root_dir=work_dir,
@@ -82,12 +84,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--critic-steps", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--alpha", type=float, default=1e-4, help="Cbigan only (Egbad is alpha = 0)")
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "embedded_quality")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.getLogger("anomalib").setLevel(logging.ERROR)
-    model_args = {"input_size": (args.image_size, args.image_size), "critic_steps": args.critic_steps}
+    model_args = {"input_size": (args.image_size, args.image_size), "critic_steps": args.critic_steps, "lr": args.lr}
     rows = []
     for category in args.categories:
         for name in args.models:
@@ -98,6 +102,7 @@ def main() -> None:
                     seed,
                     args.epochs,
                     model_args=model_args,
+                    alpha=args.alpha,
                     data_root=args.data_root,
                     work_dir=args.output.parent / "runs",
                 )

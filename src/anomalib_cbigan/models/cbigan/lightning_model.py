@@ -188,11 +188,16 @@ class Cbigan(AnomalibModule):
 
     @classmethod
     def configure_pre_processor(cls, image_size: tuple[int, int] | None = None) -> PreProcessor:
-        """Resize to ``image_size`` and scale [0, 1] images to G's tanh range [-1, 1]."""
+        """Resize to ``image_size`` and scale [0, 1] images to G's tanh range [-1, 1].
+
+        The resize does not antialias: anomalib's exported graph cannot, and a model trained on
+        antialiased images would then score exported inputs differently (the official code's
+        ``tf.image.resize`` does not antialias either).
+        """
         image_size = image_size or (128, 128)
         return PreProcessor(
             transform=Compose([
-                Resize(image_size, antialias=True),
+                Resize(image_size, antialias=False),
                 Normalize(mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5]),
             ]),
         )
