@@ -54,6 +54,7 @@ def evaluate(
             default_root_dir=work_dir,
             logger=False,
             enable_progress_bar=False,
+            check_val_every_n_epoch=max(epochs, 1),  # one validation, at the end (see cli.py)
         )
         start = time.perf_counter()
         if trained:

@@ -57,7 +57,7 @@ def write_tables(rows: Sequence[dict[str, Any]], stem: Path) -> tuple[Path, Path
 
 @torch.no_grad()
 def save_reconstruction_figure(model: Any, datamodule: Any, path: Path, num_images: int = 6) -> Path:  # noqa: ANN401
-    """Save input | reconstruction | anomaly map | ground truth for test images with defects first.
+    """Save input | reconstruction | anomaly map | ground truth: one test image per defect type, then normals.
 
     Args:
         model: A trained :class:`~anomalib_cbigan.Cbigan` (or any model whose ``model`` has
@@ -72,10 +72,15 @@ def save_reconstruction_figure(model: Any, datamodule: Any, path: Path, num_imag
     import matplotlib.pyplot as plt
 
     dataset = datamodule.test_data
-    labels = [int(dataset[i].gt_label) for i in range(len(dataset))]
-    order = [i for i, label in enumerate(labels) if label] + [i for i, label in enumerate(labels) if not label]
-    picks = order[: max(1, num_images - 2)] + [i for i in order if not labels[i]][:2]
-    items = [dataset[i] for i in picks[:num_images]]
+    # One image of each defect type (the folder it is in), then normal images.
+    first_of_type: dict[str, int] = {}
+    for index, path in enumerate(dataset.samples.image_path):
+        first_of_type.setdefault(Path(path).parent.name, index)
+    normal = [i for i, label in enumerate(dataset.samples.label_index) if not label]
+    defects = [i for name, i in sorted(first_of_type.items()) if name != "good"]
+    picks = defects[: max(1, num_images - 2)]
+    picks += normal[: num_images - len(picks)]
+    items = [dataset[i] for i in picks]
     images = torch.stack([item.image for item in items])
     masks = torch.stack([torch.as_tensor(item.gt_mask).float() for item in items])
     transform = model.pre_processor.transform
@@ -106,7 +111,7 @@ def save_reconstruction_figure(model: Any, datamodule: Any, path: Path, num_imag
             axis.set_yticks([])
             if row == 0:
                 axis.set_title(columns[col], fontsize=9)
-        axes[row][0].set_ylabel("defect" if int(items[row].gt_label) else "normal", fontsize=9)
+        axes[row][0].set_ylabel(Path(items[row].image_path).parent.name, fontsize=9)
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,8 +24,10 @@ def _data_args(root: Path) -> list[str]:
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run([ANOMALIB, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=600, check=False)
-    assert result.returncode == 0, f"anomalib {' '.join(args)}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    command = [ANOMALIB, *args]
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env, timeout=600, check=False)
+    output = f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, f"anomalib {' '.join(args)}\n{output}"
     return result
 
 

@@ -45,5 +45,6 @@ def test_fresh_interpreter_resolves_without_importing_the_package() -> None:
 def test_start_up_hook_is_light() -> None:
     # Importing the hook must not import torch or anomalib (it runs in every interpreter).
     code = "import anomalib_cbigan._autoload, sys; print('torch' in sys.modules, 'anomalib' in sys.modules)"
-    out = subprocess.run([sys.executable, "-S", "-c", f"import site; site.main(); {code}"], capture_output=True, text=True, timeout=120, check=True)
+    command = [sys.executable, "-S", "-c", f"import site; site.main(); {code}"]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.split() == ["False", "False"]

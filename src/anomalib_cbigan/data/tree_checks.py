@@ -17,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".png", ".PNG")
 _MAX_LISTED = 10
+_MODE_NAMES = {"L": "grayscale", "LA": "grayscale+alpha", "RGBA": "RGB+alpha", "I;16": "16-bit", "I": "32-bit"}
 
 
 class DatasetError(ValueError):
@@ -41,8 +42,8 @@ def image_problem(path: Path, *, require_rgb: bool) -> str | None:
         return f"corrupt or not an image ({error})"
     if require_rgb and mode != "RGB":
         return (
-            f"mode {mode} ({ {'L': 'grayscale', 'LA': 'grayscale+alpha', 'RGBA': 'RGB+alpha', 'I;16': '16-bit'}.get(mode, mode) }); "
-            "the models take 3-channel RGB: convert it, e.g. `PIL.Image.open(p).convert('RGB').save(p)`"
+            f"mode {mode} ({_MODE_NAMES.get(mode, mode)}); the models take 3-channel RGB: "
+            "convert it, e.g. `PIL.Image.open(p).convert('RGB').save(p)`"
         )
     return None
 

@@ -230,6 +230,7 @@ class Cbigan(AnomalibModule):
         self.model.check_images(images)
         prior = torch.randn(images.shape[0], self.model.latent_dim, device=images.device, dtype=images.dtype)
         model = self.model
+        epoch_mean = {"on_step": False, "on_epoch": True, "batch_size": len(images)}
         if self.is_generator_step():
             with frozen(model.critic):  # D's weights need no gradients in the E/G step
                 encoded = model.encoder(images)
@@ -243,7 +244,7 @@ class Cbigan(AnomalibModule):
                 generator_optimizer.zero_grad()
                 self.manual_backward(loss)
                 generator_optimizer.step()
-            self.log("generator_loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True)
+            self.log("generator_loss", loss.detach(), prog_bar=True, **epoch_mean)
         else:
             with torch.no_grad():  # E and G are fixed in the critic step
                 encoded = model.encoder(images)
@@ -253,8 +254,8 @@ class Cbigan(AnomalibModule):
             critic_optimizer.zero_grad()
             self.manual_backward(loss)
             critic_optimizer.step()
-            self.log("critic_loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True)
-            self.log("gradient_penalty", penalty.detach(), on_step=False, on_epoch=True)
+            self.log("critic_loss", loss.detach(), prog_bar=True, **epoch_mean)
+            self.log("gradient_penalty", penalty.detach(), **epoch_mean)
         self.batches_seen += 1
         return {"loss": loss.detach()}
 
