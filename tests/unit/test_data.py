@@ -40,6 +40,12 @@ def test_build_is_deterministic_and_written_once(tmp_path: Path) -> None:
     assert not [p for p in (tmp_path / "a").iterdir() if p.name.startswith(".")]  # no staging left
 
 
+def test_datamodule_keeps_a_current_tree_of_other_size(mvtec_root: Path) -> None:
+    before = sorted((mvtec_root / "brick" / "train" / "good").glob("*.png"))
+    TextureAnomalies(root=mvtec_root, category="brick").prepare_data()
+    assert sorted((mvtec_root / "brick" / "train" / "good").glob("*.png")) == before
+
+
 def test_unknown_texture_category_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="Unknown texture categories"):
         build_texture_dataset(tmp_path, ["carpet"])

@@ -12,7 +12,7 @@ from typing import Any
 
 from anomalib.data import MVTecAD
 
-from .texture_anomalies import CATEGORIES, build_texture_dataset, default_root
+from .texture_anomalies import CATEGORIES, build_texture_dataset, default_root, is_current
 from .tree_checks import check_mvtec_tree
 
 
@@ -66,6 +66,7 @@ class TextureAnomalies(LocalMVTecAD):
         )
 
     def prepare_data(self) -> None:
-        """Write the category's tree if it is not cached yet, then check it."""
-        build_texture_dataset(self.root, [self.category])
+        """Write the category's tree unless a current one is there (of any size), then check it."""
+        if not is_current(self.root, self.category):
+            build_texture_dataset(self.root, [self.category])
         super().prepare_data()

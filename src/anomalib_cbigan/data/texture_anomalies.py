@@ -162,6 +162,12 @@ def _write_category(
             _save_mask(folder / "ground_truth" / defect / f"{index:03d}_mask.png", mask)
 
 
+def is_current(root: Path | str, category: str) -> bool:
+    """Whether ``root/category`` is a complete tree of this generator version (of any size)."""
+    marker = Path(root) / category / _MARKER
+    return marker.is_file() and marker.read_text().split(" ")[0] == FORMAT_VERSION
+
+
 def build_texture_dataset(
     root: Path | str | None = None,
     categories: Iterable[str] = CATEGORIES,
@@ -172,7 +178,8 @@ def build_texture_dataset(
 ) -> Path:
     """Write the MVTec-layout texture anomaly dataset under ``root`` (once) and return ``root``.
 
-    Categories already complete (same format version and sizes) are left as they are.
+    Categories already complete with the same format version, sizes and seed are left as they
+    are; others are rewritten.
 
     Args:
         root: Folder for the tree; defaults to :func:`default_root`.
