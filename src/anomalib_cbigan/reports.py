@@ -74,8 +74,8 @@ def save_reconstruction_figure(model: Any, datamodule: Any, path: Path, num_imag
     dataset = datamodule.test_data
     # One image of each defect type (the folder it is in), then normal images.
     first_of_type: dict[str, int] = {}
-    for index, path in enumerate(dataset.samples.image_path):
-        first_of_type.setdefault(Path(path).parent.name, index)
+    for index, image_path in enumerate(dataset.samples.image_path):
+        first_of_type.setdefault(Path(image_path).parent.name, index)
     normal = [i for i, label in enumerate(dataset.samples.label_index) if not label]
     defects = [i for name, i in sorted(first_of_type.items()) if name != "good"]
     picks = defects[: max(1, num_images - 2)]

@@ -1,0 +1,35 @@
+"""Tables and figures: written where asked, whole, and never over the data."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from pathlib import Path
+
+from PIL import Image
+
+from anomalib_cbigan import Cbigan, TextureAnomalies
+from anomalib_cbigan.reports import markdown_table, save_reconstruction_figure, write_tables
+
+
+def test_tables(tmp_path: Path) -> None:
+    rows = [{"model": "Cbigan", "image_AUROC": 0.91234}, {"model": "Egbad", "image_AUROC": 0.5}]
+    assert markdown_table(rows).splitlines()[2] == "| Cbigan | 0.912 |"
+    md_path, csv_path = write_tables(rows, tmp_path / "out" / "metrics")
+    assert md_path.read_text().startswith("| model | image_AUROC |")
+    assert list(csv.DictReader(csv_path.open()))[1] == {"model": "Egbad", "image_AUROC": "0.500"}
+    assert sorted(p.name for p in md_path.parent.iterdir()) == ["metrics.csv", "metrics.md"]  # no temp files
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.png"))}
+
+
+def test_reconstruction_figure_shows_each_defect_type_and_leaves_data_alone(mvtec_root: Path, tmp_path: Path) -> None:
+    datamodule = TextureAnomalies(root=mvtec_root, category="brick")
+    datamodule.setup()
+    before = _digest(mvtec_root)
+    figure = save_reconstruction_figure(Cbigan(input_size=(64, 64)), datamodule, tmp_path / "fig.png", num_images=6)
+    assert figure == tmp_path / "fig.png"
+    assert Image.open(figure).size[0] > 400
+    assert _digest(mvtec_root) == before
