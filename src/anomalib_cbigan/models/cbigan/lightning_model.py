@@ -41,7 +41,7 @@ from torchvision.transforms.v2 import Compose, Normalize, Resize
 from anomalib_cbigan.registry import register_model
 
 from .loss import CriticLoss, EncoderGeneratorLoss
-from .torch_model import FEATURE_LAYERS, CbiganModel
+from .torch_model import CbiganModel
 
 logger = logging.getLogger(__name__)
 
@@ -149,9 +149,6 @@ class Cbigan(AnomalibModule):
             if not ok:
                 msg = f"{name} has an invalid value: {locals()[name]!r}"
                 raise ValueError(msg)
-        if feature_layer not in FEATURE_LAYERS:
-            msg = f"feature_layer must be one of {FEATURE_LAYERS}, got {feature_layer!r}"
-            raise ValueError(msg)
         if len(input_size) != 2:  # noqa: PLR2004
             msg = f"input_size must be (height, width), got {input_size}"
             raise ValueError(msg)
@@ -173,7 +170,6 @@ class Cbigan(AnomalibModule):
             feature_layer=feature_layer,
             anomaly_map_sigma=anomaly_map_sigma,
         )
-        self.alpha = alpha
         self.lr = lr
         self.generator_betas = tuple(float(b) for b in generator_betas)
         self.critic_betas = tuple(float(b) for b in critic_betas)
@@ -185,6 +181,11 @@ class Cbigan(AnomalibModule):
         # Persisted in checkpoints so a resumed run continues the critic/generator cycle.
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
         self.batches_seen: torch.Tensor
+
+    @property
+    def alpha(self) -> float:
+        """Weight of the consistency term (the E/G loss holds it)."""
+        return self.generator_loss.alpha
 
     @classmethod
     def configure_pre_processor(cls, image_size: tuple[int, int] | None = None) -> PreProcessor:
