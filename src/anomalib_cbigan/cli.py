@@ -13,7 +13,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import inspect
 import logging
 import sys
 import time
@@ -50,13 +49,13 @@ def run_demo(args: argparse.Namespace) -> dict[str, float]:
     from anomalib.engine import Engine
 
     from anomalib_cbigan.data import TextureAnomalies
-    from anomalib_cbigan.registry import model_class
+    from anomalib_cbigan.registry import model_class, takes_argument
     from anomalib_cbigan.reports import save_reconstruction_figure, write_tables
 
     lightning.seed_everything(args.seed, verbose=False)
     cls = model_class(args.model)
     kwargs = {"input_size": (args.image_size, args.image_size), "critic_steps": args.critic_steps, "lr": args.lr}
-    if "alpha" in inspect.signature(cls).parameters:  # Egbad has none: it is alpha = 0
+    if takes_argument(cls, "alpha"):
         kwargs["alpha"] = args.alpha
     model = cls(**kwargs)
     datamodule = TextureAnomalies(root=args.data_root, category=args.category)

@@ -15,6 +15,7 @@ class visible to anomalib, so all of anomalib's ways to name a model work:
 
 from __future__ import annotations
 
+import inspect
 import re
 from importlib import import_module
 from typing import TYPE_CHECKING, TypeVar
@@ -76,6 +77,17 @@ def model_class(name: str) -> type[AnomalibModule]:
             return cls
     msg = f"Unknown model {name!r}. Registered anomalib_cbigan models: {', '.join(sorted(_MODELS))}."
     raise KeyError(msg)
+
+
+def takes_argument(cls: type[AnomalibModule], argument: str) -> bool:
+    """Whether the model's constructor has ``argument`` (``Egbad`` has no ``alpha``: it is 0).
+
+    Example:
+        >>> from anomalib_cbigan import model_class
+        >>> takes_argument(model_class("egbad"), "alpha")
+        False
+    """
+    return argument in inspect.signature(cls).parameters
 
 
 def _ensure_imported() -> None:
