@@ -21,9 +21,7 @@ Paper:
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -35,36 +33,16 @@ from anomalib.post_processing import PostProcessor
 from anomalib.pre_processing import PreProcessor
 from anomalib.visualization import Visualizer
 from lightning.pytorch.utilities.types import STEP_OUTPUT
-from torch import nn, optim
+from torch import optim
 from torchvision.transforms.v2 import Compose, Normalize, Resize
 
+from anomalib_cbigan.models.gan_training import check_betas, check_finite, check_range, frozen
 from anomalib_cbigan.registry import register_model
 
 from .loss import CriticLoss, EncoderGeneratorLoss
 from .torch_model import CbiganModel
 
 logger = logging.getLogger(__name__)
-
-
-@contextmanager
-def frozen(module: nn.Module) -> Iterator[None]:
-    """Turn off gradients for ``module``'s parameters inside the block (restored after)."""
-    flags = [p.requires_grad for p in module.parameters()]
-    for parameter in module.parameters():
-        parameter.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for parameter, flag in zip(module.parameters(), flags, strict=True):
-            parameter.requires_grad_(flag)
-
-
-def _check_range(name: str, value: float, low: float, high: float, *, high_open: bool = False) -> None:
-    ok = low <= value < high if high_open else low <= value <= high
-    if not ok or math.isnan(value):
-        bracket = ")" if high_open else "]"
-        msg = f"{name} must be in [{low}, {high}{bracket}, got {value}"
-        raise ValueError(msg)
 
 
 @register_model
@@ -128,14 +106,10 @@ class Cbigan(AnomalibModule):
         evaluator: Evaluator | bool = True,
         visualizer: Visualizer | bool = True,
     ) -> None:
-        _check_range("alpha", alpha, 0.0, 1.0)
-        _check_range("lambda_", lambda_, 0.0, 1.0)
-        for name, betas in (("generator_betas", generator_betas), ("critic_betas", critic_betas)):
-            if len(betas) != 2:  # noqa: PLR2004
-                msg = f"{name} must be two numbers (beta1, beta2), got {betas}"
-                raise ValueError(msg)
-            for beta in betas:
-                _check_range(name, float(beta), 0.0, 1.0, high_open=True)
+        check_range("alpha", alpha, 0.0, 1.0)
+        check_range("lambda_", lambda_, 0.0, 1.0)
+        generator_betas = check_betas("generator_betas", generator_betas)
+        critic_betas = check_betas("critic_betas", critic_betas)
         checks = {
             "lr": lr > 0,
             "latent_dim": latent_dim >= 1,
@@ -149,7 +123,7 @@ class Cbigan(AnomalibModule):
             if not ok:
                 msg = f"{name} has an invalid value: {locals()[name]!r}"
                 raise ValueError(msg)
-        if len(input_size) != 2:  # noqa: PLR2004
+        if len(input_size) != 2:
             msg = f"input_size must be (height, width), got {input_size}"
             raise ValueError(msg)
         if pre_processor is True:
@@ -171,8 +145,8 @@ class Cbigan(AnomalibModule):
             anomaly_map_sigma=anomaly_map_sigma,
         )
         self.lr = lr
-        self.generator_betas = tuple(float(b) for b in generator_betas)
-        self.critic_betas = tuple(float(b) for b in critic_betas)
+        self.generator_betas = generator_betas
+        self.critic_betas = critic_betas
         self.critic_steps = critic_steps
         self.batch_size = batch_size
         self.critic_loss = CriticLoss(gp_weight)
@@ -197,10 +171,12 @@ class Cbigan(AnomalibModule):
         """
         image_size = image_size or (128, 128)
         return PreProcessor(
-            transform=Compose([
-                Resize(image_size, antialias=False),
-                Normalize(mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5]),
-            ]),
+            transform=Compose(
+                [
+                    Resize(image_size, antialias=False),
+                    Normalize(mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5]),
+                ]
+            ),
         )
 
     def configure_optimizers(self) -> list[optim.Optimizer]:
@@ -261,14 +237,8 @@ class Cbigan(AnomalibModule):
         return {"loss": loss.detach()}
 
     def _check_finite(self, loss: torch.Tensor, name: str) -> None:
-        if not torch.isfinite(loss):
-            msg = (
-                f"{self.name} diverged: {name} is {loss.item()} at training batch {int(self.batches_seen)} "
-                f"(epoch {self.current_epoch}). Likely causes: learning rate too high (lr={self.lr}) or "
-                f"gradient-penalty weight too low (gp_weight={self.critic_loss.gp_weight}). "
-                "Checkpoints already written are kept."
-            )
-            raise FloatingPointError(msg)
+        causes = f"learning rate too high (lr={self.lr}) or gradient-penalty weight too low (gp_weight={self.critic_loss.gp_weight})"
+        check_finite(loss, name, model=self.name, step=int(self.batches_seen), epoch=self.current_epoch, causes=causes)
 
     def validation_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
         """Score the batch; anomalib's post-processor collects normalisation and thresholds."""
