@@ -13,6 +13,17 @@ logging.getLogger("anomalib").setLevel(logging.WARNING)
 
 # Small and fast: 64 px inputs, the embedded generator with few images.
 FAST_MODEL_ARGS = {"input_size": (64, 64), "critic_steps": 1, "visualizer": False}
+# Settings only some models take, applied to those that do (FCBiGAN's 12,000 patches an epoch).
+FAST_OPTIONAL_ARGS = {"patches_per_epoch": 256}
+
+
+def fast_args_for(name: str) -> dict:
+    """FAST_MODEL_ARGS plus the optional settings model ``name`` takes."""
+    from anomalib_cbigan.registry import model_class, takes_argument
+
+    cls = model_class(name)
+    optional = {key: value for key, value in FAST_OPTIONAL_ARGS.items() if takes_argument(cls, key)}
+    return {**FAST_MODEL_ARGS, **optional}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -43,5 +54,6 @@ def mvtec_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def fast_model_args() -> dict:
-    return dict(FAST_MODEL_ARGS)
+def fast_model_args(name: str) -> dict:
+    """Fast settings for the test's parametrised model ``name``."""
+    return fast_args_for(name)

@@ -1,9 +1,9 @@
 """CBiGAN, EGBAD and FCBiGAN anomaly detectors as anomalib model plugins.
 
 Example:
-    >>> from anomalib_cbigan import Cbigan, Egbad, list_models
+    >>> from anomalib_cbigan import Cbigan, Egbad, Fcbigan, list_models
     >>> list_models()
-    ['Cbigan', 'Egbad']
+    ['Cbigan', 'Egbad', 'Fcbigan']
 
 The public names are resolved lazily (PEP 562) so that the start-up hook in
 :mod:`anomalib_cbigan._autoload` can import this package without importing torch.
@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "Cbigan": "anomalib_cbigan.models",
     "Egbad": "anomalib_cbigan.models",
+    "Fcbigan": "anomalib_cbigan.models",
     "list_models": "anomalib_cbigan.registry",
     "model_class": "anomalib_cbigan.registry",
     "TextureAnomalies": "anomalib_cbigan.data",
@@ -28,7 +29,7 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:  # noqa: ANN401
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
     msg = f"module 'anomalib_cbigan' has no attribute {name!r}"

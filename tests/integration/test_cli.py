@@ -12,7 +12,18 @@ import pytest
 from anomalib_cbigan import list_models
 
 ANOMALIB = str(Path(sys.executable).with_name("anomalib"))
-MODEL_ARGS = ["--model.input_size", "[64, 64]", "--model.critic_steps", "1", "--model.visualizer", "false"]
+
+
+def _model_args(args: dict) -> list[str]:
+    return [item for key, value in args.items() for item in (f"--model.{key}", _cli_value(value))]
+
+
+def _cli_value(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return str(list(value))
+    return str(value)
 
 
 def _data_args(root: Path) -> list[str]:
@@ -32,19 +43,20 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_train_test_predict_by_short_name(name: str, mvtec_root: Path, tmp_path: Path) -> None:
+def test_train_test_predict_by_short_name(name: str, mvtec_root: Path, tmp_path: Path, fast_model_args: dict) -> None:
     out = tmp_path / "results"
-    _run(["train", "--model", name, *MODEL_ARGS, *_data_args(mvtec_root),
+    model_args = _model_args(fast_model_args)
+    _run(["train", "--model", name, *model_args, *_data_args(mvtec_root),
           "--trainer.max_epochs", "1", "--default_root_dir", str(out)], tmp_path)  # fmt: skip
     checkpoint = next(out.rglob("*.ckpt"))
     assert name in checkpoint.parts
 
-    tested = _run(["test", "--model", name, *MODEL_ARGS, *_data_args(mvtec_root),
+    tested = _run(["test", "--model", name, *model_args, *_data_args(mvtec_root),
                    "--ckpt_path", str(checkpoint), "--default_root_dir", str(out)], tmp_path)  # fmt: skip
     assert "image_AUROC" in tested.stdout + tested.stderr
 
     images = mvtec_root / "brick" / "test" / "stain"
-    _run(["predict", "--model", name, *MODEL_ARGS, "--data", str(images),
+    _run(["predict", "--model", name, *model_args, "--data", str(images),
           "--ckpt_path", str(checkpoint), "--default_root_dir", str(out / "predict")], tmp_path)  # fmt: skip
 
 

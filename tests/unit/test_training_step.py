@@ -9,7 +9,7 @@ import pytest
 import torch
 from anomalib.data import ImageBatch
 
-from anomalib_cbigan import Cbigan
+from anomalib_cbigan import Cbigan, Fcbigan
 
 
 class _Harness:
@@ -87,3 +87,57 @@ def test_divergence_stops_with_a_message_naming_the_loss(harness: _Harness) -> N
 def test_wrong_channel_count_in_training_is_a_clear_error(harness: _Harness) -> None:
     with pytest.raises(ValueError, match="3 channels, got 1"):
         harness.step(torch.rand(2, 1, 64, 64))
+
+
+# FCBiGAN trains on patches: each mini-batch of patches gets a D update, then (critic_steps=1) an E/G update.
+
+
+@pytest.fixture
+def fcbigan_harness() -> _Harness:
+    lightning.seed_everything(0, verbose=False)
+    return _Harness(Fcbigan(patches_per_epoch=8, patch_batch_size=8, visualizer=False))
+
+
+def test_fcbigan_critic_update_leaves_encoder_and_generator_untouched(fcbigan_harness: _Harness) -> None:
+    model, lightning_model = fcbigan_harness.model.model, fcbigan_harness.model
+    lightning_model.critic_steps = 2  # the first patch mini-batch then trains D only
+    encoder, generator, critic = _snapshot(model.encoder), _snapshot(model.generator), _snapshot(model.critic)
+    losses = lightning_model.train_on_patches(torch.rand(8, 3, 48, 48) * 2 - 1)
+    assert set(losses) == {"critic_loss"}
+    assert _changed(critic, model.critic)
+    assert not _changed(encoder, model.encoder)
+    assert not _changed(generator, model.generator)
+
+
+def test_fcbigan_generator_update_trains_encoder_and_generator_not_critic(fcbigan_harness: _Harness) -> None:
+    model, lightning_model = fcbigan_harness.model.model, fcbigan_harness.model
+    lightning_model.train_on_patches(torch.rand(8, 3, 48, 48) * 2 - 1)  # D, then E/G
+    critic = _snapshot(model.critic)
+    encoder, generator = _snapshot(model.encoder), _snapshot(model.generator)
+    # Freeze D's optimiser to isolate the E/G update's effect on D's weights.
+    fcbigan_harness.optimizers[1].step = lambda *a, **k: None
+    losses = lightning_model.train_on_patches(torch.rand(8, 3, 48, 48) * 2 - 1)
+    assert set(losses) == {"critic_loss", "generator_loss", "reconstruction_l1"}
+    assert _changed(encoder, model.encoder)
+    assert _changed(generator, model.generator)  # the reconstruction penalty reaches G too (README: one E/G optimiser)
+    assert not _changed(critic, model.critic)
+
+
+def test_fcbigan_step_samples_patches_from_full_images_without_nan(fcbigan_harness: _Harness) -> None:
+    for _ in range(3):
+        loss = fcbigan_harness.step(torch.rand(2, 3, 72, 80) * 2 - 1)
+        assert torch.isfinite(loss)
+    assert int(fcbigan_harness.model.batches_seen) == 3
+    assert int(fcbigan_harness.model.critic_updates) == 6  # 8 patches per image, 2 images, mini-batches of 8
+    assert all(torch.isfinite(p).all() for p in fcbigan_harness.model.parameters())
+
+
+def test_fcbigan_images_smaller_than_the_patch_are_a_clear_error(fcbigan_harness: _Harness) -> None:
+    with pytest.raises(ValueError, match="at least as large as its 48-px patch, got 32x64"):
+        fcbigan_harness.step(torch.rand(2, 3, 32, 64))
+
+
+def test_fcbigan_divergence_stops_with_a_message_naming_the_loss(fcbigan_harness: _Harness) -> None:
+    images = torch.full((1, 3, 48, 48), float("nan"))
+    with pytest.raises(FloatingPointError, match=r"critic_loss is nan.*lr="):
+        fcbigan_harness.step(images)

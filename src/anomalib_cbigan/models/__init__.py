@@ -2,5 +2,6 @@
 
 from .cbigan import Cbigan
 from .egbad import Egbad
+from .fcbigan import Fcbigan
 
-__all__ = ["Cbigan", "Egbad"]
+__all__ = ["Cbigan", "Egbad", "Fcbigan"]

@@ -1,0 +1,301 @@
+"""FCBiGAN: Generative Adversarial Networks and Real-Time Anomaly Detection in Texture Images.
+
+A fully convolutional BiGAN trained with least-squares losses and a reconstruction penalty
+on E, on random 48x48 patches; at test time it scores every pixel of a full-resolution
+image in one pass (reconstruction error and shift-and-stitch critic score, z-scored on
+normal images, fused, mean-filtered).
+
+Example:
+    >>> from anomalib.data import MVTecAD
+    >>> from anomalib.engine import Engine
+    >>> from anomalib_cbigan import Fcbigan
+    >>> model = Fcbigan(patch_size=48)
+    >>> engine = Engine(max_epochs=30)
+    >>> engine.fit(model, datamodule=MVTecAD(category="carpet", train_batch_size=8))  # doctest: +SKIP
+
+Paper:
+    S. Peccia, "Generative Adversarial Networks and Real-Time Anomaly Detection in Texture
+    Images", MSc thesis (executive summary), Politecnico di Milano, 2021. No public code.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from anomalib import LearningType
+from anomalib.data import Batch
+from anomalib.metrics import Evaluator
+from anomalib.models.components import AnomalibModule
+from anomalib.post_processing import PostProcessor
+from anomalib.pre_processing import PreProcessor
+from anomalib.visualization import Visualizer
+from lightning.pytorch.utilities.types import STEP_OUTPUT
+from torch import optim
+from torch.utils.data import DataLoader
+from torchvision.transforms.v2 import Compose, Normalize, Resize
+
+from anomalib_cbigan.models.gan_training import check_betas, check_finite, check_range, frozen
+from anomalib_cbigan.registry import register_model
+
+from .anomaly_map import FUSIONS
+from .loss import critic_loss, encoder_loss, generator_loss
+from .patch_sampler import sample_patches
+from .torch_model import FcbiganModel
+
+logger = logging.getLogger(__name__)
+
+
+@register_model
+class Fcbigan(AnomalibModule):
+    """FCBiGAN Lightning module: patch training, normal-score statistics, full-image scoring.
+
+    Each training batch of full images yields ``ceil(patches_per_epoch / training images)``
+    random patches per image (flips, 90-degree rotations), used in mini-batches of
+    ``patch_batch_size``: a D update on each, an E/G update after every ``critic_steps``.
+    Before each validation (and a test of a model whose statistics are stale) the z-score
+    statistics are re-estimated on the full training images, which are all normal.
+
+    Args:
+        input_size (Sequence[int] | None): Resize images to this (height, width) first;
+            ``None`` (default) scores the images at their own resolution, as the thesis does.
+        patch_size (int): Training patch side, a multiple of 8. Defaults to ``48``.
+        patches_per_epoch (int): Patches drawn per epoch. Defaults to ``12000``.
+        patch_batch_size (int): Patches per optimiser step. Defaults to ``64``.
+        latent_dim (int): Channels of the latent map. Defaults to ``64``.
+        widths (Sequence[int]): E/G channels per scale. Defaults to ``(16, 32, 64)``.
+        critic_widths (Sequence[int]): D's strided channels. Defaults to ``(8, 16, 32)``.
+        latent_channels (int): Channels of z inside D. Defaults to ``8``.
+        reconstruction_weight (float): ``lambda`` of the reconstruction penalty. Defaults to ``1``.
+        lr (float): Adam learning rate. Defaults to ``2e-4``.
+        betas (Sequence[float]): Adam betas of both optimisers. Defaults to ``(0.5, 0.999)``.
+        critic_steps (int): D updates per E/G update. Defaults to ``1``.
+        fusion (str): ``"max"`` (thesis results), ``"linear"`` or ``"mahalanobis"``.
+        fusion_weight (float): ``L_D``'s weight in the linear fusion. Defaults to ``0.5``.
+        mean_filter_size (int): Box filter side on the fused map. Defaults to ``48``.
+        batch_size (int | None): Full images per training batch; ``None`` keeps the
+            datamodule's. Defaults to ``None``.
+        pre_processor, post_processor, evaluator, visualizer: as for every anomalib model.
+
+    Example:
+        >>> from anomalib_cbigan import Fcbigan
+        >>> Fcbigan(fusion="mahalanobis").model.fusion
+        'mahalanobis'
+    """
+
+    def __init__(
+        self,
+        input_size: Sequence[int] | None = None,
+        patch_size: int = 48,
+        patches_per_epoch: int = 12000,
+        patch_batch_size: int = 64,
+        latent_dim: int = 64,
+        widths: Sequence[int] = (16, 32, 64),
+        critic_widths: Sequence[int] = (8, 16, 32),
+        latent_channels: int = 8,
+        reconstruction_weight: float = 1.0,
+        lr: float = 2e-4,
+        betas: Sequence[float] = (0.5, 0.999),
+        critic_steps: int = 1,
+        fusion: str = "max",
+        fusion_weight: float = 0.5,
+        mean_filter_size: int = 48,
+        batch_size: int | None = None,
+        pre_processor: PreProcessor | bool = True,
+        post_processor: PostProcessor | bool = True,
+        evaluator: Evaluator | bool = True,
+        visualizer: Visualizer | bool = True,
+    ) -> None:
+        check_range("fusion_weight", fusion_weight, 0.0, 1.0)
+        betas = check_betas("betas", betas)
+        checks = {
+            "patches_per_epoch": patches_per_epoch >= 1,
+            "patch_batch_size": patch_batch_size >= 1,
+            "latent_dim": latent_dim >= 1,
+            "latent_channels": latent_channels >= 1,
+            "reconstruction_weight": reconstruction_weight >= 0,
+            "lr": lr > 0,
+            "critic_steps": critic_steps >= 1,
+            "mean_filter_size": mean_filter_size >= 1,
+            "batch_size": batch_size is None or batch_size >= 1,
+            "widths": len(widths) >= 1 and min(widths) >= 1,
+            "critic_widths": len(critic_widths) >= 1 and min(critic_widths) >= 1,
+            "fusion": fusion in FUSIONS,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                msg = f"{name} has an invalid value: {locals()[name]!r}"
+                raise ValueError(msg)
+        if input_size is not None and (len(input_size) != 2 or min(input_size) < patch_size):
+            msg = f"input_size must be (height, width), each at least patch_size={patch_size}; got {input_size}"
+            raise ValueError(msg)
+        if pre_processor is True:
+            pre_processor = self.configure_pre_processor(tuple(input_size) if input_size else None)
+        super().__init__(
+            pre_processor=pre_processor,
+            post_processor=post_processor,
+            evaluator=evaluator,
+            visualizer=visualizer,
+        )
+        self.model = FcbiganModel(
+            patch_size=patch_size,
+            latent_dim=latent_dim,
+            widths=tuple(widths),
+            critic_widths=tuple(critic_widths),
+            latent_channels=latent_channels,
+            fusion=fusion,
+            fusion_weight=fusion_weight,
+            mean_filter_size=mean_filter_size,
+        )
+        self.patches_per_epoch = patches_per_epoch
+        self.patch_batch_size = patch_batch_size
+        self.reconstruction_weight = reconstruction_weight
+        self.lr = lr
+        self.betas = betas
+        self.critic_steps = critic_steps
+        self.batch_size = batch_size
+        self.automatic_optimization = False
+        # Checkpointed counters: image batches trained on, critic updates (paces E/G updates),
+        # and the batch count the z-score statistics were estimated at (-1: never).
+        self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
+        self.register_buffer("critic_updates", torch.zeros((), dtype=torch.long))
+        self.register_buffer("statistics_batch", torch.full((), -1, dtype=torch.long))
+        self.batches_seen: torch.Tensor
+        self.critic_updates: torch.Tensor
+        self.statistics_batch: torch.Tensor
+
+    @classmethod
+    def configure_pre_processor(cls, image_size: tuple[int, int] | None = None) -> PreProcessor:
+        """Scale [0, 1] images to [-1, 1]; resize (no antialias, as exported graphs) only if asked."""
+        normalize = Normalize(mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5])
+        if image_size is None:
+            return PreProcessor(transform=Compose([normalize]))
+        return PreProcessor(transform=Compose([Resize(image_size, antialias=False), normalize]))
+
+    def configure_optimizers(self) -> list[optim.Optimizer]:
+        """Adam for E and G together, Adam for D (LSGAN/DCGAN settings; the thesis gives none)."""
+        generator_params = [*self.model.encoder.parameters(), *self.model.generator.parameters()]
+        return [
+            optim.Adam(generator_params, lr=self.lr, betas=self.betas),
+            optim.Adam(self.model.critic.parameters(), lr=self.lr, betas=self.betas),
+        ]
+
+    def setup(self, stage: str) -> None:
+        """Apply the ``batch_size`` hyper-parameter to the datamodule before its loaders exist."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if stage == "fit" and self.batch_size is not None and datamodule is not None:
+            datamodule.train_batch_size = self.batch_size
+
+    def patches_per_image(self) -> int:
+        """Patches drawn from each training image so an epoch has about ``patches_per_epoch``."""
+        dataset = getattr(self.trainer.train_dataloader, "dataset", None) if self._trainer is not None else None
+        images = len(dataset) if dataset is not None else 1
+        return max(1, math.ceil(self.patches_per_epoch / max(images, 1)))
+
+    def training_step(self, batch: Batch, batch_idx: int) -> STEP_OUTPUT:
+        """Sample patches from the batch's images and run D and E/G updates on them."""
+        del batch_idx
+        self.model.check_images(batch.image)
+        patches = sample_patches(batch.image, self.model.patch_size, self.patches_per_image())
+        totals = {"critic_loss": 0.0, "generator_loss": 0.0, "reconstruction_l1": 0.0}
+        counts = {"critic_loss": 0, "generator_loss": 0, "reconstruction_l1": 0}
+        for chunk in patches.split(self.patch_batch_size):
+            for name, value in self.train_on_patches(chunk).items():
+                totals[name] += value
+                counts[name] += 1
+        self.batches_seen += 1
+        epoch_mean = {"on_step": False, "on_epoch": True, "batch_size": len(batch.image)}
+        for name, total in totals.items():
+            if counts[name]:
+                self.log(name, total / counts[name], prog_bar=name != "reconstruction_l1", **epoch_mean)
+        return {"loss": torch.tensor(totals["critic_loss"] / max(counts["critic_loss"], 1))}
+
+    def train_on_patches(self, patches: torch.Tensor) -> dict[str, float]:
+        """One D update on ``patches``, then an E/G update every ``critic_steps`` D updates; the losses."""
+        generator_optimizer, critic_optimizer = self.optimizers()
+        model = self.model
+        prior = torch.randn(len(patches), model.latent_dim, 1, 1, device=patches.device, dtype=patches.dtype)
+        with torch.no_grad():  # E and G are fixed in the critic update
+            encoded = model.encoder(patches)
+            generated = model.generator(prior)
+        loss = critic_loss(model.critic(patches, encoded), model.critic(generated, prior))
+        self._check_finite(loss, "critic_loss")
+        critic_optimizer.zero_grad()
+        self.manual_backward(loss)
+        critic_optimizer.step()
+        self.critic_updates += 1
+        losses = {"critic_loss": float(loss.detach())}
+        if int(self.critic_updates) % self.critic_steps:
+            return losses
+        with frozen(model.critic):
+            encoded = model.encoder(patches)
+            reconstruction = model.generator(encoded)
+            generated = model.generator(prior)
+            loss = generator_loss(model.critic(generated, prior)) + encoder_loss(
+                model.critic(patches, encoded), patches, reconstruction, self.reconstruction_weight,
+            )  # fmt: skip
+            self._check_finite(loss, "generator_loss")
+            generator_optimizer.zero_grad()
+            self.manual_backward(loss)
+            generator_optimizer.step()
+        losses["generator_loss"] = float(loss.detach())
+        losses["reconstruction_l1"] = float((patches - reconstruction).abs().mean().detach())
+        return losses
+
+    def _check_finite(self, loss: torch.Tensor, name: str) -> None:
+        causes = f"learning rate too high (lr={self.lr}) or reconstruction_weight={self.reconstruction_weight}"
+        check_finite(loss, name, model=self.name, step=int(self.batches_seen), epoch=self.current_epoch, causes=causes)
+
+    def _normal_training_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        datamodule = self.trainer.datamodule
+        dataset = datamodule.train_data
+        loader = DataLoader(dataset, batch_size=max(1, getattr(datamodule, "eval_batch_size", 8)), shuffle=False,
+                            num_workers=0, collate_fn=dataset.collate_fn)  # fmt: skip
+        for batch in loader:
+            images, _ = self.pre_processor.transform(batch.image.to(self.device), None)
+            yield images, batch.gt_label
+
+    def refresh_score_statistics(self) -> None:
+        """Re-estimate the z-score statistics on the training images if the networks changed since."""
+        if int(self.statistics_batch) == int(self.batches_seen):
+            return
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or getattr(datamodule, "train_data", None) is None:
+            logger.warning("%s: no training images to estimate score statistics from; keeping the stored ones",
+                           self.name)  # fmt: skip
+            return
+        if not hasattr(datamodule.train_data, "samples"):
+            datamodule.setup("fit")
+        was_training = self.model.training
+        self.model.eval()
+        used = self.model.estimate_score_statistics(self._normal_training_batches())
+        self.model.train(was_training)
+        self.statistics_batch.fill_(int(self.batches_seen))
+        logger.info("%s: score statistics from %d normal training images", self.name, used)
+
+    def on_validation_start(self) -> None:
+        """Statistics first: the post-processor learns thresholds from the fused scores."""
+        self.refresh_score_statistics()
+
+    def on_test_start(self) -> None:
+        """A model validated after its last training step already has current statistics."""
+        self.refresh_score_statistics()
+
+    def validation_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
+        """Score the batch; anomalib's post-processor collects normalisation and thresholds."""
+        del args, kwargs
+        predictions = self.model(batch.image)
+        return batch.update(**predictions._asdict())
+
+    @property
+    def trainer_arguments(self) -> dict[str, Any]:
+        """Manual optimisation: no automatic clipping; no sanity validation (untrained scores)."""
+        return {"gradient_clip_val": 0, "num_sanity_val_steps": 0}
+
+    @property
+    def learning_type(self) -> LearningType:
+        """FCBiGAN learns from normal images only."""
+        return LearningType.ONE_CLASS
