@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 
-def _cell(value: Any) -> str:  # noqa: ANN401
+def _cell(value: Any) -> str:
     if isinstance(value, float | torch.Tensor):
         return f"{float(value):.3f}"
     return str(value)
@@ -55,13 +55,25 @@ def write_tables(rows: Sequence[dict[str, Any]], stem: Path) -> tuple[Path, Path
     return md_path, csv_path
 
 
+def _score_map_panels(torch_model: Any, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-score maps of models that have several (FCBiGAN: z-scored L_R and L_D), else none."""
+    if not hasattr(torch_model, "score_maps"):
+        return {}
+    from anomalib_cbigan.models.fcbigan.anomaly_map import standardize
+
+    maps = standardize(torch.cat(torch_model.score_maps(images), dim=1), torch_model.score_mean, torch_model.score_std)
+    return {"L_R (z-score)": maps[:, 0], "L_D (z-score)": maps[:, 1]}
+
+
 @torch.no_grad()
-def save_reconstruction_figure(model: Any, datamodule: Any, path: Path, num_images: int = 6) -> Path:  # noqa: ANN401
-    """Save input | reconstruction | anomaly map | ground truth: one test image per defect type, then normals.
+def save_reconstruction_figure(model: Any, datamodule: Any, path: Path, num_images: int = 6) -> Path:
+    """Save input | reconstruction | [score maps] | anomaly map | ground truth, one row per test image.
+
+    Rows: one test image per defect type, then normals. Models with several score maps
+    (FCBiGAN's z-scored ``L_R`` and ``L_D``) get a column for each before the fused map.
 
     Args:
-        model: A trained :class:`~anomalib_cbigan.Cbigan` (or any model whose ``model`` has
-            ``reconstruct``) with its pre-processor.
+        model: A trained model of this package (its ``model`` has ``reconstruct``) with its pre-processor.
         datamodule: A set-up anomalib datamodule; its test set is used.
         path: PNG to write.
         num_images: Rows of the figure.
@@ -89,29 +101,32 @@ def save_reconstruction_figure(model: Any, datamodule: Any, path: Path, num_imag
     device = next(torch_model.parameters()).device
     images = images.to(device)
     _, reconstructions = torch_model.reconstruct(images)
-    anomaly_maps = torch_model(images).anomaly_map
-    vmax = float(anomaly_maps.max())
+    anomaly_maps = torch_model(images).anomaly_map[:, 0]
 
-    columns = ("input", "reconstruction", "anomaly map", "ground truth")
-    figure, axes = plt.subplots(len(items), 4, figsize=(8, 2 * len(items)), squeeze=False)
-    for row in range(len(items)):
-        panels = (
-            ((images[row].cpu().permute(1, 2, 0) + 1) / 2).clamp(0, 1),
-            ((reconstructions[row].cpu().permute(1, 2, 0) + 1) / 2).clamp(0, 1),
-            anomaly_maps[row, 0].cpu(),
-            masks[row].reshape(masks.shape[-2:]).cpu(),
-        )
-        for col, panel in enumerate(panels):
+    def as_rgb(batch: torch.Tensor) -> list[torch.Tensor]:
+        return [((image.cpu().permute(1, 2, 0) + 1) / 2).clamp(0, 1) for image in batch]
+
+    # column name -> (images, colour map or None for RGB, colour range)
+    columns: dict[str, tuple[Any, str | None, tuple[float, float]]] = {
+        "input": (as_rgb(images), None, (0, 1)),
+        "reconstruction": (as_rgb(reconstructions), None, (0, 1)),
+    }
+    for name, maps in _score_map_panels(torch_model, images).items():
+        columns[name] = (maps.cpu(), "jet", (float(maps.min()), float(maps.max())))
+    columns["anomaly map"] = (anomaly_maps.cpu(), "jet", (float(anomaly_maps.min()), float(anomaly_maps.max())))
+    columns["ground truth"] = (masks.reshape(len(items), *masks.shape[-2:]).cpu(), "gray", (0, 1))
+
+    figure, axes = plt.subplots(len(items), len(columns), figsize=(2 * len(columns), 2 * len(items)), squeeze=False)
+    for col, (title, (panels, cmap, (vmin, vmax))) in enumerate(columns.items()):
+        for row in range(len(items)):
             axis = axes[row][col]
-            if col == 2:  # noqa: PLR2004
-                axis.imshow(panel, cmap="jet", vmin=0, vmax=vmax)
-            else:
-                axis.imshow(panel, cmap="gray" if col == 3 else None, vmin=0, vmax=1)  # noqa: PLR2004
+            axis.imshow(panels[row], cmap=cmap, vmin=vmin, vmax=vmax)
             axis.set_xticks([])
             axis.set_yticks([])
             if row == 0:
-                axis.set_title(columns[col], fontsize=9)
-        axes[row][0].set_ylabel(Path(items[row].image_path).parent.name, fontsize=9)
+                axis.set_title(title, fontsize=9)
+    for row, item in enumerate(items):
+        axes[row][0].set_ylabel(Path(item.image_path).parent.name, fontsize=9)
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

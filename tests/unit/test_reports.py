@@ -6,9 +6,10 @@ import csv
 import hashlib
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
-from anomalib_cbigan import Cbigan, TextureAnomalies
+from anomalib_cbigan import TextureAnomalies, list_models, model_class
 from anomalib_cbigan.reports import markdown_table, save_reconstruction_figure, write_tables
 
 
@@ -25,11 +26,20 @@ def _digest(root: Path) -> dict[str, str]:
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.png"))}
 
 
-def test_reconstruction_figure_shows_each_defect_type_and_leaves_data_alone(mvtec_root: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", list_models())
+def test_reconstruction_figure_shows_each_defect_type_and_leaves_data_alone(
+    name: str,
+    mvtec_root: Path,
+    tmp_path: Path,
+    fast_model_args: dict,
+) -> None:
     datamodule = TextureAnomalies(root=mvtec_root, category="brick")
     datamodule.setup()
     before = _digest(mvtec_root)
-    figure = save_reconstruction_figure(Cbigan(input_size=(64, 64)), datamodule, tmp_path / "fig.png", num_images=6)
+    model = model_class(name)(**fast_model_args)
+    figure = save_reconstruction_figure(model, datamodule, tmp_path / "fig.png", num_images=6)
     assert figure == tmp_path / "fig.png"
-    assert Image.open(figure).size[0] > 400
+    # input, reconstruction, anomaly map, ground truth; plus L_R and L_D for models with several score maps
+    columns = 6 if hasattr(model.model, "score_maps") else 4
+    assert Image.open(figure).size == (200 * columns, 200 * 6)
     assert _digest(mvtec_root) == before
