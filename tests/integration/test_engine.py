@@ -24,7 +24,7 @@ def test_fit_test_predict(name: str, datamodule: MVTecAD, tmp_path: Path, fast_m
     engine.fit(model, datamodule=datamodule)
 
     metrics = engine.test(model, datamodule=datamodule, verbose=False)[0]
-    for key in ("image_AUROC", "image_F1Score", "pixel_AUROC", "pixel_F1Score"):
+    for key in ("image_AUROC", "image_F1Score", "pixel_AUROC", "pixel_F1Score", "image_MaxBalancedAccuracy"):
         assert 0.0 <= metrics[key] <= 1.0, key
 
     # The post-processor learned normalisation and thresholds from validation...

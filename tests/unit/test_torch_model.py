@@ -89,3 +89,18 @@ def test_wrong_image_tensor_is_a_clear_error(shape: tuple[int, ...], match: str)
     model = CbiganModel(input_size=(64, 64)).eval()
     with pytest.raises(ValueError, match=match):
         model(torch.zeros(shape))
+
+
+def test_tiled_scoring_takes_the_maximum_tile_score_and_stitches_the_maps() -> None:
+    # The paper's texture protocol: every input_size tile scored, image score = max over tiles.
+    torch.manual_seed(0)
+    model = CbiganModel(input_size=(64, 64), tile_images=True).eval()
+    images = torch.rand(2, 3, 128, 192) * 2 - 1
+    with torch.no_grad():
+        output = model(images)
+        tiles = [images[:, :, r : r + 64, c : c + 64] for r in (0, 64) for c in (0, 64, 128)]
+        per_tile = [model.score(tile) for tile in tiles]
+    expected_score = torch.stack([tile.pred_score for tile in per_tile], dim=1).amax(dim=1)
+    torch.testing.assert_close(output.pred_score, expected_score)
+    assert output.anomaly_map.shape == (2, 1, 128, 192)
+    torch.testing.assert_close(output.anomaly_map[..., 64:128, 128:192], per_tile[5].anomaly_map)

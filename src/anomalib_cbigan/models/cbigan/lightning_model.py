@@ -36,6 +36,7 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import optim
 from torchvision.transforms.v2 import Compose, Normalize, Resize
 
+from anomalib_cbigan.metrics import evaluator_with_balanced_accuracy
 from anomalib_cbigan.models.gan_training import check_betas, check_finite, check_range, frozen
 from anomalib_cbigan.registry import register_model
 
@@ -69,11 +70,16 @@ class Cbigan(AnomalibModule):
         feature_layer (str): Critic layer used as ``f_D``: ``"image_stem"`` (official code)
             or ``"joint"``. Defaults to ``"image_stem"``.
         anomaly_map_sigma (float): Gaussian smoothing of the anomaly map. Defaults to ``4``.
+        tile_images (bool): The paper's texture protocol: train on ``input_size`` crops (the
+            datamodule's ``train_augmentations`` make them), score larger images tile by tile
+            (anomalib's ``Tiler``, maximum tile score, stitched map). The default pre-processor
+            then does not resize. Defaults to ``False``.
         pre_processor (PreProcessor | bool): Pre-processor, or ``True`` for the default
-            (resize to ``input_size``, scale to [-1, 1]). Defaults to ``True``.
+            (resize to ``input_size`` unless ``tile_images``, scale to [-1, 1]). Defaults to ``True``.
         post_processor (PostProcessor | bool): Defaults to ``True`` (anomalib's
             normalisation and thresholding, also inside exported models).
-        evaluator (Evaluator | bool): Defaults to ``True`` (image and pixel AUROC and F1).
+        evaluator (Evaluator | bool): Defaults to ``True`` (image and pixel AUROC and F1, and the
+            paper's image maximum balanced accuracy).
         visualizer (Visualizer | bool): Defaults to ``True``.
 
     Raises:
@@ -101,6 +107,7 @@ class Cbigan(AnomalibModule):
         channels: int = 3,
         feature_layer: str = "image_stem",
         anomaly_map_sigma: float = 4.0,
+        tile_images: bool = False,
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,
         evaluator: Evaluator | bool = True,
@@ -127,7 +134,7 @@ class Cbigan(AnomalibModule):
             msg = f"input_size must be (height, width), got {input_size}"
             raise ValueError(msg)
         if pre_processor is True:
-            pre_processor = self.configure_pre_processor(tuple(input_size))
+            pre_processor = self.configure_pre_processor(tuple(input_size), resize=not tile_images)
         super().__init__(
             pre_processor=pre_processor,
             post_processor=post_processor,
@@ -143,6 +150,7 @@ class Cbigan(AnomalibModule):
             lambda_=lambda_,
             feature_layer=feature_layer,
             anomaly_map_sigma=anomaly_map_sigma,
+            tile_images=tile_images,
         )
         self.lr = lr
         self.generator_betas = generator_betas
@@ -162,8 +170,8 @@ class Cbigan(AnomalibModule):
         return self.generator_loss.alpha
 
     @classmethod
-    def configure_pre_processor(cls, image_size: tuple[int, int] | None = None) -> PreProcessor:
-        """Resize to ``image_size`` and scale [0, 1] images to G's tanh range [-1, 1].
+    def configure_pre_processor(cls, image_size: tuple[int, int] | None = None, *, resize: bool = True) -> PreProcessor:
+        """Resize to ``image_size`` (unless ``resize=False``) and scale [0, 1] images to G's tanh range [-1, 1].
 
         The resize does not antialias: anomalib's exported graph cannot, and a model trained on
         antialiased images would then score exported inputs differently (the official code's
@@ -245,6 +253,11 @@ class Cbigan(AnomalibModule):
         del args, kwargs
         predictions = self.model(batch.image)
         return batch.update(**predictions._asdict())
+
+    @staticmethod
+    def configure_evaluator() -> Evaluator:
+        """anomalib's default metrics plus the paper's maximum balanced accuracy (image level)."""
+        return evaluator_with_balanced_accuracy()
 
     @property
     def trainer_arguments(self) -> dict[str, Any]:

@@ -27,8 +27,9 @@ import math
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from anomalib.data import InferenceBatch
+from anomalib.data.utils.tiler import Tiler
 from anomalib.models.components.filters import GaussianBlur2d
 from torch import nn
 
@@ -264,6 +265,10 @@ class CbiganModel(nn.Module):
         feature_layer (str): ``f_D`` layer, see :class:`Critic`. Defaults to ``"image_stem"``.
         anomaly_map_sigma (float): Gaussian smoothing of the map, in pixels. Defaults to ``4``.
         negative_slope (float): LeakyReLU slope. Defaults to ``0.2``.
+        tile_images (bool): Score images larger than ``input_size`` as non-overlapping
+            ``input_size`` tiles (anomalib's ``Tiler``): the image score is the maximum tile
+            score and the tile maps are stitched into one map (the paper's texture protocol).
+            Defaults to ``False``. anomalib's ``TilerConfigurationCallback`` sets ``tiler`` too.
     """
 
     def __init__(
@@ -275,9 +280,11 @@ class CbiganModel(nn.Module):
         feature_layer: str = "image_stem",
         anomaly_map_sigma: float = 4.0,
         negative_slope: float = 0.2,
+        tile_images: bool = False,
     ) -> None:
         super().__init__()
         self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.tiler: Tiler | None = Tiler(tile_size=self.input_size, stride=self.input_size) if tile_images else None
         check_input_size(self.input_size)
         self.latent_dim = latent_dim
         self.lambda_ = lambda_
@@ -289,10 +296,10 @@ class CbiganModel(nn.Module):
 
     def check_images(self, images: torch.Tensor) -> None:
         """Raise a clear error for input the networks cannot take."""
-        if images.ndim != 4:  # noqa: PLR2004
+        if images.ndim != 4:
             msg = f"CBiGAN expects a batch of images shaped (N, 3, H, W), got shape {tuple(images.shape)}"
             raise ValueError(msg)
-        if images.shape[1] != 3:  # noqa: PLR2004
+        if images.shape[1] != 3:
             msg = (
                 f"CBiGAN expects RGB images with 3 channels, got {images.shape[1]} channels. "
                 "Convert grayscale or RGBA images to RGB first."
@@ -301,7 +308,8 @@ class CbiganModel(nn.Module):
         if tuple(images.shape[-2:]) != self.input_size:
             msg = (
                 f"CBiGAN was built for {self.input_size[0]}x{self.input_size[1]} images, got "
-                f"{images.shape[-2]}x{images.shape[-1]}. Resize in the pre-processor (input_size)."
+                f"{images.shape[-2]}x{images.shape[-1]}. Resize in the pre-processor (input_size), or, to score "
+                "larger images tile by tile (tile_images=True), train on input_size crops."
             )
             raise ValueError(msg)
 
@@ -313,9 +321,20 @@ class CbiganModel(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | InferenceBatch:
         """Reconstruct (training) or score (eval) a batch of images in [-1, 1]."""
-        latent, reconstruction = self.reconstruct(images)
         if self.training:
-            return latent, reconstruction
+            return self.reconstruct(images)
+        if self.tiler is not None:
+            tiles = self.tiler.tile(images)
+            scored = self.score(tiles)
+            return InferenceBatch(
+                pred_score=scored.pred_score.view(images.shape[0], -1).amax(dim=1),
+                anomaly_map=self.tiler.untile(scored.anomaly_map),
+            )
+        return self.score(images)
+
+    def score(self, images: torch.Tensor) -> InferenceBatch:
+        """``A(x)`` and the anomaly map of ``input_size`` images."""
+        latent, reconstruction = self.reconstruct(images)
         pixel_error = (images - reconstruction).abs()
         reconstruction_score = pixel_error.flatten(1).sum(dim=1)
         real_features = self.critic(images, latent).features

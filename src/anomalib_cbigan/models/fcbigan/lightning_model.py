@@ -38,6 +38,7 @@ from torch import optim
 from torch.utils.data import DataLoader
 from torchvision.transforms.v2 import Compose, Normalize, Resize
 
+from anomalib_cbigan.metrics import evaluator_with_balanced_accuracy
 from anomalib_cbigan.models.gan_training import check_betas, check_finite, check_range, frozen
 from anomalib_cbigan.registry import register_model
 
@@ -289,6 +290,11 @@ class Fcbigan(AnomalibModule):
         del args, kwargs
         predictions = self.model(batch.image)
         return batch.update(**predictions._asdict())
+
+    @staticmethod
+    def configure_evaluator() -> Evaluator:
+        """anomalib's default metrics plus the paper's maximum balanced accuracy (image level)."""
+        return evaluator_with_balanced_accuracy()
 
     @property
     def trainer_arguments(self) -> dict[str, Any]:
