@@ -25,7 +25,7 @@ def tiny() -> FcbiganModel:
                         mean_filter_size=5).eval()  # fmt: skip
 
 
-@pytest.mark.parametrize("size", [(67, 93), (48, 48), (101, 49), (64, 64)])
+@pytest.mark.parametrize("size", [(67, 93), (48, 48), (101, 49), (64, 64), (33, 17)])
 def test_maps_have_the_input_size_exactly(size: tuple[int, int]) -> None:
     model = FcbiganModel().eval()
     images = torch.rand(2, 3, *size) * 2 - 1
@@ -184,11 +184,19 @@ def test_bad_hyperparameters_are_named(kwargs: dict, message: str) -> None:
 
 @pytest.mark.parametrize(
     ("shape", "message"),
-    [((1, 3, 40, 64), "at least as large as its 48-px patch"), ((1, 1, 64, 64), "3 channels, got 1")],
+    [((1, 1, 64, 64), "3 channels, got 1"), ((3, 64, 64), r"shaped \(N, 3, H, W\)")],
 )
 def test_bad_images_are_named(shape: tuple[int, ...], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         FcbiganModel().eval()(torch.rand(shape))
+
+
+def test_images_smaller_than_a_patch_are_scored_at_their_size_but_not_trained_on() -> None:
+    model = FcbiganModel().eval()
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 40, 30) * 2 - 1).anomaly_map.shape == (1, 1, 40, 30)
+    with pytest.raises(ValueError, match="needs training images at least as large, got 40x64"):
+        model.check_training_images(torch.rand(1, 3, 40, 64))
 
 
 def test_sub_pixel_layers_start_without_a_checkerboard() -> None:

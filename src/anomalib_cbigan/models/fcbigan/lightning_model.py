@@ -199,7 +199,7 @@ class Fcbigan(AnomalibModule):
     def training_step(self, batch: Batch, batch_idx: int) -> STEP_OUTPUT:
         """Sample patches from the batch's images and run D and E/G updates on them."""
         del batch_idx
-        self.model.check_images(batch.image)
+        self.model.check_training_images(batch.image)
         patches = sample_patches(batch.image, self.model.patch_size, self.patches_per_image())
         totals = {"critic_loss": 0.0, "generator_loss": 0.0, "reconstruction_l1": 0.0}
         counts = {"critic_loss": 0, "generator_loss": 0, "reconstruction_l1": 0}

@@ -206,8 +206,9 @@ class FcbiganModel(nn.Module):
     exported), fused (``max``, ``linear`` or ``mahalanobis``), smoothed by a
     ``mean_filter_size`` box filter; the image score is the map's maximum.
 
-    Images whose sides are not multiples of the stride are reflect-padded on the bottom/right
-    and the maps cropped back, so every output has the input's exact H x W.
+    Images whose sides are not multiples of the stride, or smaller than a patch, are padded on the
+    bottom/right (replicated borders) and the maps cropped back, so every output has the input's
+    exact H x W. Training needs images at least as large as a patch.
 
     Args:
         patch_size (int): Training patch side; a multiple of the stride. Defaults to ``48``.
@@ -261,42 +262,52 @@ class FcbiganModel(nn.Module):
         self.score_precision: torch.Tensor
 
     def check_images(self, images: torch.Tensor) -> None:
-        """Raise a clear error for input the networks cannot take."""
-        if images.ndim != 4:
+        """Raise a clear error for input the networks cannot take (any H x W can be scored)."""
+        if images.ndim != 4:  # noqa: PLR2004
             msg = f"FCBiGAN expects a batch of images shaped (N, 3, H, W), got shape {tuple(images.shape)}"
             raise ValueError(msg)
-        if images.shape[1] != 3:
+        if images.shape[1] != 3:  # noqa: PLR2004
             msg = (
                 f"FCBiGAN expects RGB images with 3 channels, got {images.shape[1]} channels. "
                 "Convert grayscale or RGBA images to RGB first."
             )
             raise ValueError(msg)
+
+    def check_training_images(self, images: torch.Tensor) -> None:
+        """Training also needs images at least as large as a patch."""
+        self.check_images(images)
         if min(images.shape[-2:]) < self.patch_size:
             msg = (
-                f"FCBiGAN needs images at least as large as its {self.patch_size}-px patch, got "
+                f"FCBiGAN trains on {self.patch_size}-px patches and needs training images at least as large, got "
                 f"{images.shape[-2]}x{images.shape[-1]}. Use larger images, a larger input_size, or a smaller "
                 "patch_size."
             )
             raise ValueError(msg)
 
-    def _pad_to_stride(self, images: torch.Tensor) -> torch.Tensor:
+    def pad_for_networks(self, images: torch.Tensor) -> torch.Tensor:
+        """Pad bottom/right to a multiple of the stride, and to at least one patch (maps are cropped back).
+
+        Borders are replicated: reflection cannot pad by more than the image has, and images smaller
+        than a patch can be scored too.
+        """
         height, width = images.shape[-2:]
-        pad_h, pad_w = -height % self.stride, -width % self.stride
-        if pad_h or pad_w:
-            images = F.pad(images, (0, pad_w, 0, pad_h), mode="reflect")
+        target_h = max(self.patch_size, height + (-height % self.stride))
+        target_w = max(self.patch_size, width + (-width % self.stride))
+        if target_h != height or target_w != width:
+            images = F.pad(images, (0, target_w - width, 0, target_h - height), mode="replicate")
         return images
 
     def reconstruct(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(E(x), G(E(x)))``, the reconstruction cropped to the input's size."""
         self.check_images(images)
-        latent = self.encoder(self._pad_to_stride(images))
+        latent = self.encoder(self.pad_for_networks(images))
         return latent, self.generator(latent)[..., : images.shape[-2], : images.shape[-1]]
 
     def score_maps(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw per-pixel ``(L_R, L_D)``, each (N, 1, H, W)."""
         self.check_images(images)
         height, width = images.shape[-2:]
-        padded = self._pad_to_stride(images)
+        padded = self.pad_for_networks(images)
         latent = self.encoder(padded)
         reconstruction = self.generator(latent)
         reconstruction_error = (padded - reconstruction).pow(2).mean(dim=1, keepdim=True)
