@@ -38,7 +38,7 @@ def _check_masks(mask: np.ndarray, reference: torch.Tensor, anomaly_map: torch.T
 FIELDS = ("pred_score", "anomaly_map", "pred_label", "pred_mask")
 
 
-def _onnx_runner(path: Path):  # noqa: ANN202
+def _onnx_runner(path: Path):
     session = onnxruntime.InferenceSession(str(path))
     names = [output.name for output in session.get_outputs()]
 
@@ -48,7 +48,7 @@ def _onnx_runner(path: Path):  # noqa: ANN202
     return run
 
 
-def _inferencer_runner(inferencer: OpenVINOInferencer | TorchInferencer):  # noqa: ANN202
+def _inferencer_runner(inferencer: OpenVINOInferencer | TorchInferencer):
     def run(batch: torch.Tensor) -> dict[str, np.ndarray]:
         prediction = inferencer.predict(batch)
         return {field: np.asarray(torch.as_tensor(getattr(prediction, field)).detach().cpu()) for field in FIELDS}

@@ -263,10 +263,10 @@ class FcbiganModel(nn.Module):
 
     def check_images(self, images: torch.Tensor) -> None:
         """Raise a clear error for input the networks cannot take (any H x W can be scored)."""
-        if images.ndim != 4:  # noqa: PLR2004
+        if images.ndim != 4:
             msg = f"FCBiGAN expects a batch of images shaped (N, 3, H, W), got shape {tuple(images.shape)}"
             raise ValueError(msg)
-        if images.shape[1] != 3:  # noqa: PLR2004
+        if images.shape[1] != 3:
             msg = (
                 f"FCBiGAN expects RGB images with 3 channels, got {images.shape[1]} channels. "
                 "Convert grayscale or RGBA images to RGB first."
