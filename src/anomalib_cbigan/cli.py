@@ -4,6 +4,9 @@
 trains a model on one category with anomalib's ``Engine``, tests it and writes the
 metrics table (Markdown and CSV), a reconstruction figure and anomalib's heat-map images.
 
+``anomalib-cbigan infer`` scores a folder of images with an exported OpenVINO model and
+writes a heat-map picture per image and a scores table.
+
 ``anomalib-cbigan models`` lists the registered models.
 
 Example:
@@ -93,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     subparsers = parser.add_subparsers(dest="command", required=True)
     _demo_parser(subparsers)
     subparsers.add_parser("models", help="list the registered models")
+    infer = subparsers.add_parser("infer", help="score a folder of images with an exported OpenVINO model")
+    infer.add_argument("--model", type=Path, required=True, help="model.xml written by `anomalib export`")
+    infer.add_argument("--images", type=Path, required=True, help="folder of images (searched recursively)")
+    infer.add_argument("--output", type=Path, default=Path("results/infer"), help="where pictures and scores go")
+    infer.add_argument("--device", default="CPU", help="OpenVINO device (default: CPU)")
+    infer.add_argument("--precision", default="f32", choices=["f32", "bf16", "f16"], help="inference precision")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=FutureWarning)
     logging.getLogger("anomalib").setLevel(logging.WARNING)
@@ -100,6 +109,18 @@ def main(argv: list[str] | None = None) -> int:
         from anomalib_cbigan.registry import list_models
 
         print("\n".join(list_models()))
+        return 0
+    if args.command == "infer":
+        from anomalib_cbigan.deploy import CheckedOpenVINOInferencer, write_heatmaps
+
+        rows = write_heatmaps(CheckedOpenVINOInferencer(args.model, args.device, args.precision), args.images,
+                              args.output)  # fmt: skip
+        failed = [row for row in rows if row["error"]]
+        print(
+            f"scored {len(rows) - len(failed)} images, {len(failed)} unreadable; pictures and scores in {args.output}"
+        )
+        for row in failed:
+            print(f"  {row['image']}: {row['error']}")
         return 0
     if args.epochs < 1:
         parser.error("--epochs must be at least 1")

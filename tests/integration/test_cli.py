@@ -9,7 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from anomalib.deploy import OpenVINOInferencer
 
 from anomalib_cbigan import list_models
 
@@ -60,6 +62,14 @@ def test_train_test_predict_by_short_name(name: str, mvtec_root: Path, tmp_path:
     images = mvtec_root / "brick" / "test" / "stain"
     _run(["predict", "--model", name, *model_args, "--data", str(images),
           "--ckpt_path", str(checkpoint), "--default_root_dir", str(out / "predict")], tmp_path)  # fmt: skip
+
+    # Deployment: anomalib's export command, then anomalib's OpenVINO inferencer on the exported model.
+    _run(["export", "--model", name, *model_args, "--ckpt_path", str(checkpoint), "--export_type", "openvino",
+          "--default_root_dir", str(out / "export")], tmp_path)  # fmt: skip
+    exported = next((out / "export").rglob("model.xml"))
+    prediction = OpenVINOInferencer(exported, device="CPU").predict(next(images.glob("*.png")))
+    assert 0.0 <= float(np.asarray(prediction.pred_score).reshape(-1)[0]) <= 1.0
+    assert np.asarray(prediction.anomaly_map).shape[-2:] == (64, 64)
 
 
 def test_config_file_with_short_class_path(mvtec_root: Path, tmp_path: Path) -> None:
