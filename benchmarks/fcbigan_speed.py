@@ -16,30 +16,17 @@ Writes ``benchmarks/results/fcbigan_speed.{csv,md}``.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from timing import median_seconds  # benchmarks/timing.py, beside this script
 
 from anomalib_cbigan.models.fcbigan.anomaly_map import fuse_scores, mean_filter, standardize
 from anomalib_cbigan.models.fcbigan.torch_model import FcbiganModel
 from anomalib_cbigan.reports import write_tables
 
 SIZES = {"1024x1024": (1024, 1024), "1024x696 (NanoTWICE)": (696, 1024)}
-
-
-def median_seconds(function: Callable[[], object], warmup: int, repeats: int) -> float:
-    """Median wall time of ``function`` after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def stage_functions(model: FcbiganModel, images: torch.Tensor) -> dict[str, Callable[[], object]]:

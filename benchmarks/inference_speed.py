@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import statistics
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -38,24 +36,13 @@ import torch
 from anomalib.deploy import CompressionType, ExportType
 from anomalib.engine import Engine
 from sklearn.metrics import roc_auc_score
+from timing import median_seconds  # benchmarks/timing.py, beside this script
 
 from anomalib_cbigan.data import TextureAnomalies
 from anomalib_cbigan.registry import list_models, model_class, takes_argument
 from anomalib_cbigan.reports import write_tables
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def median_seconds(function: Callable[[], object], warmup: int, repeats: int) -> float:
-    """Median wall time of ``function`` after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def runtimes(model: torch.nn.Module, exports: dict[str, Path]) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
