@@ -51,6 +51,19 @@ def check_betas(name: str, betas: tuple[float, ...] | list[float]) -> tuple[floa
     return float(betas[0]), float(betas[1])
 
 
+def check_rgb_batch(images: torch.Tensor, model: str) -> None:
+    """Raise ``ValueError`` naming ``model`` unless ``images`` is an (N, 3, H, W) batch."""
+    if images.ndim != 4:
+        msg = f"{model} expects a batch of images shaped (N, 3, H, W), got shape {tuple(images.shape)}"
+        raise ValueError(msg)
+    if images.shape[1] != 3:
+        msg = (
+            f"{model} expects RGB images with 3 channels, got {images.shape[1]} channels. "
+            "Convert grayscale or RGBA images to RGB first."
+        )
+        raise ValueError(msg)
+
+
 def check_finite(loss: torch.Tensor, name: str, *, model: str, step: int, epoch: int, causes: str) -> None:
     """Stop training with a message naming the loss, the step and the likely causes."""
     if not torch.isfinite(loss):

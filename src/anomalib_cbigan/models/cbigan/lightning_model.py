@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 import torch
-from anomalib import LearningType
 from anomalib.data import Batch
 from anomalib.metrics import Evaluator
 from anomalib.models.components import AnomalibModule
@@ -36,7 +34,7 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import optim
 from torchvision.transforms.v2 import Compose, Normalize, Resize
 
-from anomalib_cbigan.metrics import evaluator_with_balanced_accuracy
+from anomalib_cbigan.models.gan_module import OneClassGanMixin
 from anomalib_cbigan.models.gan_training import check_betas, check_finite, check_range, frozen
 from anomalib_cbigan.registry import register_model
 
@@ -47,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 
 @register_model
-class Cbigan(AnomalibModule):
+class Cbigan(OneClassGanMixin, AnomalibModule):
     """CBiGAN Lightning module: hyper-parameters, optimisers and the alternating GAN steps.
 
     Args:
@@ -195,14 +193,6 @@ class Cbigan(AnomalibModule):
             optim.Adam(self.model.critic.parameters(), lr=self.lr, betas=self.critic_betas),
         ]
 
-    def setup(self, stage: str) -> None:
-        """Apply the ``batch_size`` hyper-parameter to the datamodule before its loaders exist."""
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if stage == "fit" and self.batch_size is not None and datamodule is not None:
-            if getattr(datamodule, "train_batch_size", self.batch_size) != self.batch_size:
-                logger.info("%s: training with batch_size=%d (model hyper-parameter)", self.name, self.batch_size)
-            datamodule.train_batch_size = self.batch_size
-
     def is_generator_step(self) -> bool:
         """Whether the current batch trains E and G (else D): D, D, ..., D, then E/G."""
         return int(self.batches_seen) % (self.critic_steps + 1) == self.critic_steps
@@ -247,24 +237,3 @@ class Cbigan(AnomalibModule):
     def _check_finite(self, loss: torch.Tensor, name: str) -> None:
         causes = f"learning rate too high (lr={self.lr}) or gradient-penalty weight too low (gp_weight={self.critic_loss.gp_weight})"
         check_finite(loss, name, model=self.name, step=int(self.batches_seen), epoch=self.current_epoch, causes=causes)
-
-    def validation_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
-        """Score the batch; anomalib's post-processor collects normalisation and thresholds."""
-        del args, kwargs
-        predictions = self.model(batch.image)
-        return batch.update(**predictions._asdict())
-
-    @staticmethod
-    def configure_evaluator() -> Evaluator:
-        """anomalib's default metrics plus the paper's maximum balanced accuracy (image level)."""
-        return evaluator_with_balanced_accuracy()
-
-    @property
-    def trainer_arguments(self) -> dict[str, Any]:
-        """Manual optimisation: no automatic clipping; no sanity validation (untrained scores)."""
-        return {"gradient_clip_val": 0, "num_sanity_val_steps": 0}
-
-    @property
-    def learning_type(self) -> LearningType:
-        """CBiGAN learns from normal images only."""
-        return LearningType.ONE_CLASS

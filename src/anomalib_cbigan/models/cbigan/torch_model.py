@@ -33,6 +33,8 @@ from anomalib.data.utils.tiler import Tiler
 from anomalib.models.components.filters import GaussianBlur2d
 from torch import nn
 
+from anomalib_cbigan.models.gan_training import check_rgb_batch
+
 WIDTH_MULTIPLIERS = (1, 2, 3, 4, 8, 16)
 NUM_POOLINGS = len(WIDTH_MULTIPLIERS) - 1
 FEATURE_LAYERS = ("image_stem", "joint")
@@ -296,15 +298,7 @@ class CbiganModel(nn.Module):
 
     def check_images(self, images: torch.Tensor) -> None:
         """Raise a clear error for input the networks cannot take."""
-        if images.ndim != 4:
-            msg = f"CBiGAN expects a batch of images shaped (N, 3, H, W), got shape {tuple(images.shape)}"
-            raise ValueError(msg)
-        if images.shape[1] != 3:
-            msg = (
-                f"CBiGAN expects RGB images with 3 channels, got {images.shape[1]} channels. "
-                "Convert grayscale or RGBA images to RGB first."
-            )
-            raise ValueError(msg)
+        check_rgb_batch(images, "CBiGAN")
         if tuple(images.shape[-2:]) != self.input_size:
             msg = (
                 f"CBiGAN was built for {self.input_size[0]}x{self.input_size[1]} images, got "

@@ -23,10 +23,8 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 import torch
-from anomalib import LearningType
 from anomalib.data import Batch
 from anomalib.metrics import Evaluator
 from anomalib.models.components import AnomalibModule
@@ -38,7 +36,7 @@ from torch import optim
 from torch.utils.data import DataLoader
 from torchvision.transforms.v2 import Compose, Normalize, Resize
 
-from anomalib_cbigan.metrics import evaluator_with_balanced_accuracy
+from anomalib_cbigan.models.gan_module import OneClassGanMixin
 from anomalib_cbigan.models.gan_training import check_betas, check_finite, check_range, frozen
 from anomalib_cbigan.registry import register_model
 
@@ -51,7 +49,7 @@ logger = logging.getLogger(__name__)
 
 
 @register_model
-class Fcbigan(AnomalibModule):
+class Fcbigan(OneClassGanMixin, AnomalibModule):
     """FCBiGAN Lightning module: patch training, normal-score statistics, full-image scoring.
 
     Each training batch of full images yields ``ceil(patches_per_epoch / training images)``
@@ -184,12 +182,6 @@ class Fcbigan(AnomalibModule):
             optim.Adam(self.model.critic.parameters(), lr=self.lr, betas=self.betas),
         ]
 
-    def setup(self, stage: str) -> None:
-        """Apply the ``batch_size`` hyper-parameter to the datamodule before its loaders exist."""
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if stage == "fit" and self.batch_size is not None and datamodule is not None:
-            datamodule.train_batch_size = self.batch_size
-
     def patches_per_image(self) -> int:
         """Patches drawn from each training image so an epoch has about ``patches_per_epoch``."""
         dataset = getattr(self.trainer.train_dataloader, "dataset", None) if self._trainer is not None else None
@@ -284,24 +276,3 @@ class Fcbigan(AnomalibModule):
     def on_test_start(self) -> None:
         """A model validated after its last training step already has current statistics."""
         self.refresh_score_statistics()
-
-    def validation_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
-        """Score the batch; anomalib's post-processor collects normalisation and thresholds."""
-        del args, kwargs
-        predictions = self.model(batch.image)
-        return batch.update(**predictions._asdict())
-
-    @staticmethod
-    def configure_evaluator() -> Evaluator:
-        """anomalib's default metrics plus the paper's maximum balanced accuracy (image level)."""
-        return evaluator_with_balanced_accuracy()
-
-    @property
-    def trainer_arguments(self) -> dict[str, Any]:
-        """Manual optimisation: no automatic clipping; no sanity validation (untrained scores)."""
-        return {"gradient_clip_val": 0, "num_sanity_val_steps": 0}
-
-    @property
-    def learning_type(self) -> LearningType:
-        """FCBiGAN learns from normal images only."""
-        return LearningType.ONE_CLASS

@@ -35,6 +35,8 @@ import torch.nn.functional as F
 from anomalib.data import InferenceBatch
 from torch import nn
 
+from anomalib_cbigan.models.gan_training import check_rgb_batch
+
 from .anomaly_map import FUSIONS, ScoreStatistics, fuse_scores, mean_filter, standardize
 
 
@@ -263,15 +265,7 @@ class FcbiganModel(nn.Module):
 
     def check_images(self, images: torch.Tensor) -> None:
         """Raise a clear error for input the networks cannot take (any H x W can be scored)."""
-        if images.ndim != 4:
-            msg = f"FCBiGAN expects a batch of images shaped (N, 3, H, W), got shape {tuple(images.shape)}"
-            raise ValueError(msg)
-        if images.shape[1] != 3:
-            msg = (
-                f"FCBiGAN expects RGB images with 3 channels, got {images.shape[1]} channels. "
-                "Convert grayscale or RGBA images to RGB first."
-            )
-            raise ValueError(msg)
+        check_rgb_batch(images, "FCBiGAN")
 
     def check_training_images(self, images: torch.Tensor) -> None:
         """Training also needs images at least as large as a patch."""
