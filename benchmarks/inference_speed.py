@@ -132,7 +132,7 @@ def main() -> None:
             inputs = np.random.default_rng(0).random((batch, 3, height, width), dtype=np.float32)
             eager_s = None
             for runtime, function in run.items():
-                seconds = median_seconds(lambda f=function: f(inputs), args.warmup, args.repeats)
+                seconds = median_seconds(lambda f=function, x=inputs: f(x), args.warmup, args.repeats)
                 eager_s = eager_s or seconds
                 scores = np.concatenate([function(image) for image in images])
                 rows.append({
