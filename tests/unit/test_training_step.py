@@ -133,7 +133,9 @@ def test_fcbigan_step_samples_patches_from_full_images_without_nan(fcbigan_harne
 
 
 def test_fcbigan_images_smaller_than_the_patch_are_a_clear_error(fcbigan_harness: _Harness) -> None:
-    with pytest.raises(ValueError, match="trains on 48-px patches and needs training images at least as large, got 32x64"):
+    with pytest.raises(
+        ValueError, match="trains on 48-px patches and needs training images at least as large, got 32x64"
+    ):
         fcbigan_harness.step(torch.rand(2, 3, 32, 64))
 
 
