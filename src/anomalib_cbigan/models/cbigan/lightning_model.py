@@ -20,7 +20,6 @@ Paper:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import torch
@@ -40,8 +39,6 @@ from anomalib_cbigan.registry import register_model
 
 from .loss import CriticLoss, EncoderGeneratorLoss
 from .torch_model import CbiganModel
-
-logger = logging.getLogger(__name__)
 
 
 @register_model
