@@ -74,6 +74,7 @@ def test_exported_models_match_engine_predict(
     dataset = PredictDataset(_images(mvtec_root))
     reference = engine.predict(model, dataset=dataset, return_predictions=True)[0]
     threshold = float(model.post_processor.normalized_pixel_threshold)
+    image_threshold = float(model.post_processor.normalized_image_threshold)
 
     export_root = tmp_path / "export"
     monkeypatch.setenv("TRUST_REMOTE_CODE", "1")  # our own checkpoint: anomalib's torch inferencer asks for consent
@@ -93,7 +94,10 @@ def test_exported_models_match_engine_predict(
             output = run(image.unsqueeze(0).cpu())
             score = float(output["pred_score"].reshape(-1)[0])
             assert abs(score - float(reference.pred_score[index])) <= SCORE_TOLERANCE, runtime
-            assert bool(output["pred_label"].reshape(-1)[0]) == bool(reference.pred_label[index]), runtime
+            # anomalib's threshold is one of the validation scores, so an image can sit exactly on it: there
+            # the label may flip within the score tolerance (as masks do near the pixel threshold).
+            if abs(float(reference.pred_score[index]) - image_threshold) > SCORE_TOLERANCE:
+                assert bool(output["pred_label"].reshape(-1)[0]) == bool(reference.pred_label[index]), runtime
             assert np.abs(output["anomaly_map"].reshape(-1) - expected_map.numpy()).max() <= MAP_TOLERANCE, runtime
             _check_masks(
                 output["pred_mask"].reshape(-1), reference.pred_mask[index].reshape(-1), expected_map, threshold
