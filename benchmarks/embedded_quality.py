@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
 import warnings
 from pathlib import Path
 
 import lightning
-from anomalib.engine import Engine
+from trained_or_untrained import fit_or_validate_then_test  # benchmarks/, beside this script
 
 from anomalib_cbigan.data import CATEGORIES, TextureAnomalies
 from anomalib_cbigan.registry import list_models, model_class, takes_argument
@@ -51,21 +50,9 @@ def evaluate(
         cls = model_class(name)
         extra = {"alpha": alpha} if takes_argument(cls, "alpha") else {}
         model = cls(**model_args, **extra, visualizer=False)
-        engine = Engine(
-            max_epochs=epochs,
-            default_root_dir=work_dir,
-            logger=False,
-            enable_progress_bar=False,
-            check_val_every_n_epoch=max(epochs, 1),  # one validation, at the end (see cli.py)
+        metrics, train_s, test_s = fit_or_validate_then_test(
+            model, datamodule, trained=trained, epochs=epochs, work_dir=work_dir
         )
-        start = time.perf_counter()
-        if trained:
-            engine.fit(model, datamodule=datamodule)
-        else:
-            engine.validate(model, datamodule=datamodule, verbose=False)
-        train_s = time.perf_counter() - start
-        start = time.perf_counter()
-        metrics = engine.test(model, datamodule=datamodule, verbose=False)[0]
         rows.append({
             "model": name if trained else f"{name} (untrained)",
             "category": category,
@@ -73,7 +60,7 @@ def evaluate(
             "epochs": epochs if trained else 0,
             **{key: float(metrics[key]) for key in METRICS},
             "train_s": round(train_s, 1),
-            "test_s": round(time.perf_counter() - start, 1),
+            "test_s": round(test_s, 1),
         })
         print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in rows[-1].items()), flush=True)
     return rows

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
 import warnings
 from pathlib import Path
 
 import lightning
-from anomalib.engine import Engine
 from anomalib.metrics import AUPR, AUROC, Evaluator
+from trained_or_untrained import fit_or_validate_then_test  # benchmarks/, beside this script
 
 from anomalib_cbigan import Cbigan, Fcbigan
 from anomalib_cbigan.data import CATEGORIES, TextureAnomalies
@@ -83,15 +82,10 @@ def main() -> None:
             for trained in (False, True):
                 lightning.seed_everything(args.seed, verbose=False)
                 model, epochs = build(name, args)
-                engine = Engine(max_epochs=epochs, default_root_dir=args.output.parent / "runs", logger=False,
-                                enable_progress_bar=True, check_val_every_n_epoch=epochs)  # fmt: skip
-                start = time.perf_counter()
-                if trained:
-                    engine.fit(model, datamodule=datamodule)
-                else:
-                    engine.validate(model, datamodule=datamodule, verbose=False)
-                train_s = time.perf_counter() - start
-                metrics = engine.test(model, datamodule=datamodule, verbose=False)[0]
+                metrics, train_s, _ = fit_or_validate_then_test(
+                    model, datamodule, trained=trained, epochs=epochs, work_dir=args.output.parent / "runs",
+                    progress=True,
+                )  # fmt: skip
                 rows.append(
                     {
                         "model": name if trained else f"{name} (untrained)",
