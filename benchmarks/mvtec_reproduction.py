@@ -58,14 +58,6 @@ def recipe_for(model: str, category: str) -> Path | None:
     raise ValueError(msg)
 
 
-def finished_jobs(results: Path) -> set[tuple[str, str]]:
-    """(model, category) pairs already in the results CSV."""
-    if not results.exists():
-        return set()
-    with results.open() as handle:
-        return {(row["model"], row["category"]) for row in csv.DictReader(handle)}
-
-
 def read_rows(results: Path) -> list[dict]:
     """Rows of an existing results CSV (empty if none)."""
     if not results.exists():
@@ -133,7 +125,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     logging.getLogger("anomalib").setLevel(logging.ERROR)
     results = args.output / ("plan.csv" if args.dry_run else "results.csv")
     rows = [] if args.dry_run else read_rows(results)
-    done = finished_jobs(results) if not args.dry_run else set()
+    done = {(row["model"], row["category"]) for row in rows}  # the jobs a re-run skips
     jobs = [(m, c, recipe_for(m, c)) for m in args.models for c in args.categories]
     todo = [(m, c, r) for m, c, r in jobs if r is not None and (m, c) not in done]
     skipped = len([1 for m, c, r in jobs if r is not None and (m, c) in done])
