@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,13 @@ def mvtec_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def fast_model_args(name: str) -> dict:
     """Fast settings for the test's parametrised model ``name``."""
     return fast_args_for(name)
+
+
+@pytest.fixture
+def fast_args_by_name() -> Callable[[str], dict]:
+    """``fast_args_for`` as a fixture, for tests that need several models' settings (in YAML-friendly lists)."""
+
+    def args_for(name: str) -> dict:
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in fast_args_for(name).items()}
+
+    return args_for

@@ -11,6 +11,10 @@ class visible to anomalib, so all of anomalib's ways to name a model work:
   name up as an attribute of ``anomalib.models``: we set that attribute);
 * ``get_model({"class_path": "anomalib_cbigan.Cbigan"})`` (anomalib only imports dotted
   paths from an allow-list of modules: we add this package to it).
+
+Datamodules are decorated with :func:`register_datamodule` for the same reason:
+``anomalib.data.get_datamodule`` (and so anomalib's benchmark pipeline) looks the last part of
+a ``class_path`` up as an attribute of ``anomalib.data``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ if TYPE_CHECKING:
     from anomalib.models.components import AnomalibModule
 
 ModelT = TypeVar("ModelT", bound="type[AnomalibModule]")
+DataModuleT = TypeVar("DataModuleT", bound=type)
 
 _MODELS: dict[str, type[AnomalibModule]] = {}
 _PACKAGE_MODULES = ("anomalib_cbigan", "anomalib_cbigan.models")
@@ -50,6 +55,21 @@ def register_model(cls: ModelT) -> ModelT:
     if cls.__name__ not in anomalib_models.__all__:
         anomalib_models.__all__.append(cls.__name__)
     anomalib_models.ALLOWED_MODULES.update(_PACKAGE_MODULES)
+    return cls
+
+
+def register_datamodule(cls: DataModuleT) -> DataModuleT:
+    """Class decorator: make ``get_datamodule({"class_path": cls.__name__})`` find ``cls``.
+
+    Example:
+        >>> from anomalib.data import get_datamodule
+        >>> type(get_datamodule({"class_path": "TextureAnomalies", "init_args": {"category": "grass"}})).__name__
+        'TextureAnomalies'
+    """
+    anomalib_data = import_module("anomalib.data")
+    setattr(anomalib_data, cls.__name__, cls)
+    if cls.__name__ not in anomalib_data.__all__:
+        anomalib_data.__all__.append(cls.__name__)
     return cls
 
 

@@ -33,7 +33,8 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
@@ -44,7 +45,7 @@ def write_tables(rows: Sequence[dict[str, Any]], stem: Path) -> tuple[Path, Path
     """Write ``stem.csv`` and ``stem.md`` (each written whole, then renamed into place)."""
     stem = Path(stem)
     md_path, csv_path = stem.with_suffix(".md"), stem.with_suffix(".csv")
-    _atomic_write_text(md_path, markdown_table(rows) + "\n")
+    atomic_write_text(md_path, markdown_table(rows) + "\n")
     columns = list(rows[0])
     tmp = csv_path.with_name(f".{csv_path.name}.tmp")
     with tmp.open("w", newline="") as handle:

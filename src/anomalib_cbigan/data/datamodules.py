@@ -12,10 +12,13 @@ from typing import Any
 
 from anomalib.data import MVTecAD
 
+from anomalib_cbigan.registry import register_datamodule
+
 from .texture_anomalies import CATEGORIES, build_texture_dataset, default_root, is_current
 from .tree_checks import check_mvtec_tree
 
 
+@register_datamodule
 class LocalMVTecAD(MVTecAD):
     """``MVTecAD`` for a tree already on disk: checks it first and never downloads.
 
@@ -31,6 +34,7 @@ class LocalMVTecAD(MVTecAD):
         check_mvtec_tree(self.root, self.category, require_rgb=self.require_rgb)
 
 
+@register_datamodule
 class TextureAnomalies(LocalMVTecAD):
     """The embedded texture anomaly dataset (brick, grass, gravel), written on first use.
 

@@ -1,0 +1,169 @@
+"""Jobs of a sweep: anomalib's benchmark grid, built the way ``anomalib train`` builds its classes.
+
+The grid is anomalib's (:func:`~anomalib.pipelines.components.utils.get_iterator_from_grid_dict`:
+every key with a ``grid`` list multiplies the jobs). What differs from anomalib's generator:
+
+* models and datamodules are built by jsonargparse, as ``anomalib train -c`` builds them, so nested
+  ``class_path`` arguments (a ``pre_processor`` with a smaller ``Resize`` for GANomaly, an ``evaluator``,
+  ``train_augmentations``) work, and a bad value is reported before any job starts;
+* a ``trainer`` section (in ``benchmark`` or in one model's entry, which wins) sets ``Engine`` arguments
+  such as ``max_epochs``; anomalib's own job passes none, so Lightning trains for 1000 epochs;
+* a job whose row is already saved in the output folder is skipped (re-running resumes a sweep);
+* each job's data is prepared (written or checked) here, in the main process, so parallel workers
+  never build the same dataset at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+from anomalib.data import AnomalibDataModule
+from anomalib.models import AnomalibModule
+from anomalib.pipelines.benchmark.generator import BenchmarkJobGenerator
+from anomalib.pipelines.components.utils import get_iterator_from_grid_dict
+from anomalib.pipelines.types import PREV_STAGE_RESULT
+from anomalib.utils.config import flatten_dict
+from jsonargparse import ArgumentParser
+
+from .job import ROWS, SweepJob
+
+logger = logging.getLogger(__name__)
+
+
+class SweepConfigError(ValueError):
+    """A sweep configuration that cannot be run; the message names the job and the problem."""
+
+
+def job_id(flat_cfg: dict[str, Any]) -> str:
+    """A short stable name for a job configuration (the same grid point gets the same id in every run).
+
+    Example:
+        >>> job_id({"seed": 0, "model.class_path": "Cbigan"}) == job_id({"model.class_path": "Cbigan", "seed": 0})
+        True
+    """
+    text = json.dumps(flat_cfg, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]  # a name, not security
+
+
+def job_label(container: dict[str, Any]) -> str:
+    """``"Cbigan × brick × seed 0"``: what a person reads in progress lines."""
+    model = str(container.get("model", {}).get("class_path", "?")).rsplit(".", 1)[-1]
+    data = container.get("data", {})
+    category = data.get("init_args", {}).get("category", str(data.get("class_path", "?")).rsplit(".", 1)[-1])
+    return f"{model} × {category} × seed {container.get('seed', '?')}"
+
+
+def _class_parser() -> ArgumentParser:
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(AnomalibModule, "model")
+    parser.add_subclass_arguments(AnomalibDataModule, "data")
+    return parser
+
+
+class SweepJobGenerator(BenchmarkJobGenerator):
+    """anomalib's benchmark job generator with the changes listed in this module's docstring.
+
+    Args:
+        accelerator (str): ``"cpu"`` or ``"cuda"``.
+        output_dir (Path): The sweep's output folder (finished jobs are looked up there).
+        threads (int | None): CPU threads per job. Defaults to ``None`` (torch's default).
+
+    Example:
+        >>> from anomalib_cbigan.sweep import SweepJobGenerator
+        >>> generator = SweepJobGenerator("cpu", output_dir="results/sweeps/example")
+        >>> generator.job_class.__name__
+        'SweepJob'
+    """
+
+    def __init__(self, accelerator: str, output_dir: Path | str, threads: int | None = None) -> None:
+        super().__init__(accelerator)
+        self.output_dir = Path(output_dir)
+        self.threads = threads
+
+    @property
+    def job_class(self) -> type:
+        """:class:`~anomalib_cbigan.sweep.job.SweepJob`."""
+        return SweepJob
+
+    def plan(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every grid point of ``args``; raises :class:`SweepConfigError` naming the first bad one.
+
+        Each distinct model and datamodule configuration is built once here (and dropped), so a value
+        the constructor refuses (``alpha: 3``) stops the sweep before its first job, not in the middle.
+        """
+        if not args:
+            msg = "The sweep configuration has no `benchmark` section: nothing to run."
+            raise SweepConfigError(msg)
+        for key in ("seed", "model", "data"):
+            if key not in args:
+                msg = f"The sweep configuration's `benchmark` section needs `{key}` (it has {sorted(args)})."
+                raise SweepConfigError(msg)
+        containers = list(get_iterator_from_grid_dict(args))
+        parser = _class_parser()
+        built: set[str] = set()
+        for container in containers:
+            config = _class_config(container)
+            keys = {json.dumps(config[part], sort_keys=True, default=str) for part in ("model", "data")}
+            if keys <= built:
+                continue
+            _build(parser, container)
+            built |= keys
+        return containers
+
+    def job_ids(self, containers: list[dict[str, Any]]) -> list[str]:
+        """The names of the planned jobs (configuration, seed and accelerator)."""
+        return [job_id({**flatten_dict(container), "accelerator": self.accelerator}) for container in containers]
+
+    def generate_jobs(
+        self,
+        args: dict[str, Any],
+        previous_stage_result: PREV_STAGE_RESULT,
+    ) -> Generator[SweepJob, None, None]:
+        """Yield the unfinished jobs of the grid, printing one progress line per grid point."""
+        del previous_stage_result  # a single-stage pipeline
+        containers = self.plan(args)
+        parser = _class_parser()
+        for index, (container, name) in enumerate(zip(containers, self.job_ids(containers), strict=True), 1):
+            flat_cfg = flatten_dict(container)
+            progress = f"[{index}/{len(containers)}] {job_label(container)} ({name})"
+            if (self.output_dir / ROWS / f"{name}.json").exists():
+                print(f"{progress}: finished in an earlier run, skipped", flush=True)
+                continue
+            classes = _build(parser, container)
+            classes.data.prepare_data()
+            print(f"{progress}: starting", flush=True)
+            yield SweepJob(
+                accelerator=self.accelerator,
+                model=classes.model,
+                datamodule=classes.data,
+                seed=container["seed"],
+                flat_cfg=flat_cfg,
+                trainer_args=_trainer_args(container),
+                output_dir=self.output_dir,
+                job_id=name,
+                threads=self.threads,
+            )
+
+
+def _build(parser: ArgumentParser, container: dict[str, Any]) -> Any:
+    """The job's model and datamodule (``.model``, ``.data``), or an error naming the job."""
+    try:
+        return parser.instantiate_classes(parser.parse_object(_class_config(container)))
+    except Exception as error:
+        msg = f"Sweep job {job_label(container)}: invalid model or data configuration:\n{error}"
+        raise SweepConfigError(msg) from error
+
+
+def _class_config(container: dict[str, Any]) -> dict[str, Any]:
+    """The ``model`` and ``data`` entries without the keys jsonargparse does not know (``trainer``)."""
+    model = {key: value for key, value in container["model"].items() if key != "trainer"}
+    return {"model": model, "data": container["data"]}
+
+
+def _trainer_args(container: dict[str, Any]) -> dict[str, Any]:
+    return {**container.get("trainer", {}), **container["model"].get("trainer", {})}

@@ -1,0 +1,211 @@
+"""One sweep job: anomalib's ``BenchmarkJob`` plus trainer arguments, inference timing and a saved row.
+
+A finished job leaves two files under the sweep's output folder, each written whole and then
+renamed into place: ``scores/<job_id>.csv`` (every test image's score and label, for ROC curves)
+and then ``rows/<job_id>.json`` (the results row). The row file is the mark of a finished job:
+a re-run of the sweep skips every job that has one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import pandas as pd
+import torch
+from anomalib.data import AnomalibDataModule
+from anomalib.engine import Engine
+from anomalib.models import AnomalibModule
+from anomalib.pipelines.benchmark.job import BenchmarkJob
+from anomalib.utils.logging import LoggerRedirectError, hide_output
+from lightning import Callback, LightningModule, Trainer, seed_everything
+
+logger = logging.getLogger(__name__)
+
+ROWS = "rows"
+SCORES = "scores"
+FAILED = "failed"
+
+
+class TestImageTimer(Callback):
+    """Time each test batch (pre-processing and forward pass) and keep every image's score and label."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.images = 0
+        self.scores: list[dict[str, Any]] = []
+        self._start = 0.0
+
+    @staticmethod
+    def _synchronize(pl_module: LightningModule) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+
+    def on_test_batch_start(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
+        """Start the clock."""
+        del trainer, args
+        self._synchronize(pl_module)
+        self._start = time.perf_counter()
+
+    def on_test_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        *args: Any,
+    ) -> None:
+        """Stop the clock; record the batch's scores."""
+        del trainer, args
+        self._synchronize(pl_module)
+        self.seconds += time.perf_counter() - self._start
+        self.images += len(batch.image)
+        scores = outputs.pred_score.detach().flatten().cpu().tolist()
+        labels = batch.gt_label.flatten().cpu().tolist() if batch.gt_label is not None else [None] * len(scores)
+        paths = batch.image_path or [""] * len(scores)
+        self.scores += [
+            {"image_path": path, "gt_label": int(label) if label is not None else "", "pred_score": score}
+            for path, label, score in zip(paths, labels, scores, strict=True)
+        ]
+
+
+def _write_atomically(path: Path, write: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", newline="") as handle:
+        write(handle)
+    os.replace(tmp, path)
+
+
+class SweepJob(BenchmarkJob):
+    """Train and test one (model, data, seed, trainer arguments) combination; save its row.
+
+    Args:
+        accelerator (str): ``"cpu"`` or ``"cuda"``.
+        model (AnomalibModule): The model to train.
+        datamodule (AnomalibDataModule): Its data.
+        seed (int): Seeded before the engine is built.
+        flat_cfg (dict): The job's configuration with dotted keys (becomes part of the row).
+        trainer_args (dict): Extra ``Engine``/Trainer arguments (``max_epochs``, ...).
+        output_dir (Path): The sweep's output folder.
+        job_id (str): The job's name in ``rows/`` and ``scores/``.
+        threads (int | None): CPU threads for this job (so parallel CPU workers share the cores).
+
+    Example:
+        >>> from anomalib_cbigan.sweep.job import SweepJob
+        >>> SweepJob.name  # the config section it reads, as anomalib's BenchmarkJob
+        'benchmark'
+    """
+
+    def __init__(
+        self,
+        accelerator: str,
+        model: AnomalibModule,
+        datamodule: AnomalibDataModule,
+        seed: int,
+        flat_cfg: dict,
+        *,
+        trainer_args: dict[str, Any],
+        output_dir: Path,
+        job_id: str,
+        threads: int | None = None,
+    ) -> None:
+        super().__init__(accelerator, model, datamodule, seed, flat_cfg)
+        self.trainer_args = trainer_args
+        self.output_dir = Path(output_dir)
+        self.job_id = job_id
+        self.threads = threads
+
+    def run(self, task_id: int | None = None) -> dict[str, Any]:
+        """Fit, test, write ``scores/<job_id>.csv`` then ``rows/<job_id>.json``; return the row.
+
+        A failure is written to ``failed/<job_id>.txt`` (the job's configuration and the error)
+        and raised again, so anomalib's runner logs it and goes on with the next job.
+        """
+        failure = self.output_dir / FAILED / f"{self.job_id}.txt"
+        try:
+            row = self._fit_and_test(task_id)
+        except Exception as error:
+            cause = error.__cause__ if isinstance(error, LoggerRedirectError) and error.__cause__ else error
+            text = f"{json.dumps(self.flat_cfg, default=str)}\n{type(cause).__name__}: {cause}\n"
+            _write_atomically(failure, lambda f: f.write(text))
+            print(f"FAILED {self.job_id}: {type(cause).__name__}: {cause}", flush=True)
+            raise
+        failure.unlink(missing_ok=True)
+        return row
+
+    def _fit_and_test(self, task_id: int | None) -> dict[str, Any]:
+        devices: str | int | list[int] = "auto"
+        if task_id is not None:
+            # anomalib passes the worker index as a CUDA device index; a CPU worker is one process.
+            devices = 1 if self.accelerator == "cpu" else [task_id]
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        timer = TestImageTimer()
+        job_start = time.time()
+        with TemporaryDirectory() as work_dir:
+            seed_everything(self.seed, verbose=False)
+            engine = Engine(
+                accelerator=self.accelerator,
+                devices=devices,
+                default_root_dir=work_dir,
+                logger=False,
+                callbacks=[timer],
+                **self.trainer_args,
+            )
+            fit_start = time.time()
+            hide_output(engine.fit)(self.model, self.datamodule)
+            test_start = time.time()
+            test_results = hide_output(engine.test)(self.model, self.datamodule, verbose=False)
+        job_end = time.time()
+        row = {
+            "job_id": self.job_id,
+            "accelerator": self.accelerator,
+            "worker": task_id if task_id is not None else 0,
+            "job_duration": job_end - job_start,
+            "fit_duration": test_start - fit_start,
+            "test_duration": job_end - test_start,
+            "inference_ms_per_image": 1000 * timer.seconds / max(timer.images, 1),
+            "test_images": timer.images,
+            **self.flat_cfg,
+            **test_results[0],
+        }
+        self._save_scores(timer.scores)
+        _write_atomically(self.output_dir / ROWS / f"{self.job_id}.json", lambda f: json.dump(row, f, default=str))
+        print(f"finished {self.job_id}: {_summary(row)}", flush=True)  # progress for the user
+        return row
+
+    def _save_scores(self, scores: list[dict[str, Any]]) -> None:
+        def write(handle: Any) -> None:
+            writer = csv.DictWriter(handle, fieldnames=["image_path", "gt_label", "pred_score"])
+            writer.writeheader()
+            writer.writerows(scores)
+
+        _write_atomically(self.output_dir / SCORES / f"{self.job_id}.csv", write)
+
+    @staticmethod
+    def collect(results: list[dict[str, Any]]) -> pd.DataFrame:
+        """Rows to a frame; unlike anomalib's, rows may differ in keys (models differ in arguments) or be none."""
+        return pd.DataFrame(results)
+
+    @staticmethod
+    def save(result: pd.DataFrame) -> None:
+        """Nothing to do: each job saved its row; ``Sweep.run`` writes the rows of every run to one file."""
+        del result
+
+
+def _summary(row: dict[str, Any]) -> str:
+    metrics = ", ".join(f"{key} {float(value):.3f}" for key, value in row.items() if key.endswith("_AUROC"))
+    return f"{metrics}; fit {row['fit_duration']:.0f} s, {row['inference_ms_per_image']:.1f} ms/image"
+
+
+def finished_rows(output_dir: Path) -> list[dict[str, Any]]:
+    """Every finished job's row under ``output_dir``, oldest first."""
+    paths = sorted((Path(output_dir) / ROWS).glob("*.json"), key=lambda path: path.stat().st_mtime)
+    return [json.loads(path.read_text()) for path in paths]

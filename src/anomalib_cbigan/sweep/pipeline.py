@@ -1,0 +1,137 @@
+"""``Sweep``: anomalib's ``Benchmark`` pipeline, made to run our sweeps to the end and resumably.
+
+What it keeps from anomalib: the config format (``accelerator`` and a ``benchmark`` section whose
+``grid`` keys multiply the jobs), the job generator and job it subclasses, and anomalib's
+``SerialRunner`` / ``ParallelRunner`` (one process per CUDA device, as ``anomalib benchmark``).
+
+What it adds, each because anomalib's pipeline lacks it:
+
+* ``workers`` (config key or argument): parallel jobs on CPU too (anomalib runs CPU sweeps serially
+  and would hand a CPU worker a device *index*);
+* ``output`` (config key or argument; default ``results/sweeps/<config name>``): every finished job
+  saves its row there at once (anomalib writes its CSV only after the last job, so an interrupted
+  sweep loses everything); a re-run skips finished jobs; ``results.csv`` holds every row in the
+  folder (so several configs can share one, as the four MVTec AD parts do);
+* errors in the configuration are raised before the first job (anomalib catches them and prints
+  "check runs/pipeline.log"); failed jobs are listed at the end with their error.
+
+Example:
+    >>> from anomalib_cbigan.sweep import Sweep
+    >>> Sweep(output_dir="results/sweeps/example", workers=2).workers
+    2
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from argparse import Namespace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from anomalib.pipelines import Benchmark
+from anomalib.pipelines.components.base import Runner
+from anomalib.pipelines.components.runners import ParallelRunner, SerialRunner
+from anomalib.utils.logging import redirect_logs
+
+from .generator import SweepConfigError, SweepJobGenerator
+from .job import FAILED, SweepJob, finished_rows
+
+logger = logging.getLogger(__name__)
+
+RESULTS_FILE = "results.csv"
+
+
+class Sweep(Benchmark):
+    """Run a sweep config through anomalib's benchmark pipeline; see the module docstring.
+
+    Args:
+        output_dir (Path | str | None): Overrides the config's ``output``.
+        workers (int | None): Overrides the config's ``workers`` (parallel CPU jobs; default 1).
+    """
+
+    def __init__(self, output_dir: Path | str | None = None, workers: int | None = None) -> None:
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.workers = workers
+        self.failed_jobs: list[str] = []
+
+    def _get_args(self, args: Namespace | None) -> dict[str, Any]:
+        if args is None:
+            args = self.get_parser().parse_args()
+        pipeline_args = super()._get_args(args) or {}
+        if not isinstance(pipeline_args, dict):
+            msg = f"{args.config}: a sweep configuration is a YAML mapping, got {type(pipeline_args).__name__}"
+            raise SweepConfigError(msg)
+        default_output = Path("results") / "sweeps" / Path(args.config).stem
+        self.output_dir = Path(self.output_dir or pipeline_args.get("output") or default_output)
+        workers = self.workers if self.workers is not None else pipeline_args.get("workers", 1)
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+            msg = f"workers must be a whole number >= 1, got {workers!r}"
+            raise SweepConfigError(msg)
+        self.workers = workers
+        pipeline_args.setdefault("accelerator", "cpu")
+        return pipeline_args
+
+    def _setup_runners(self, args: dict[str, Any]) -> list[Runner]:
+        accelerators = args["accelerator"] if isinstance(args["accelerator"], list) else [args["accelerator"]]
+        runners: list[Runner] = []
+        for accelerator in accelerators:
+            if accelerator not in {"cpu", "cuda"}:
+                msg = f"Unsupported accelerator: {accelerator!r} (a sweep runs on 'cpu' or 'cuda')"
+                raise SweepConfigError(msg)
+            if accelerator == "cpu":
+                workers = self.workers or 1
+                threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+            else:
+                workers, threads = max(torch.cuda.device_count(), 1), None
+            generator = SweepJobGenerator(accelerator, self.output_dir, threads=threads)
+            runners.append(SerialRunner(generator) if workers == 1 else ParallelRunner(generator, n_jobs=workers))
+        return runners
+
+    def run(self, args: Namespace | None = None) -> pd.DataFrame:
+        """Run every unfinished job; return (and write to ``<output>/results.csv``) the rows of all runs.
+
+        Raises:
+            SweepConfigError: before any job runs, if the configuration cannot be run.
+        """
+        pipeline_args = self._get_args(args)
+        runners = self._setup_runners(pipeline_args)
+        job_args = pipeline_args.get(SweepJob.name) or {}
+        planned: set[str] = set()
+        for runner in runners:  # fail fast, while errors still reach the user
+            planned.update(runner.generator.job_ids(runner.generator.plan(job_args)))
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        redirect_logs(str(self.output_dir / "pipeline.log"))
+        for runner in runners:
+            try:
+                runner.run(job_args)
+            except Exception:  # anomalib's runners raise once at the end if any job failed
+                logger.exception("Some jobs of the %s runner failed.", runner.generator.accelerator)
+        results = pd.DataFrame(finished_rows(self.output_dir))
+        write_results(results, self.output_dir / RESULTS_FILE)
+        self.failed_jobs = self._report_failures(planned)
+        print(f"{len(results)} finished jobs in {self.output_dir / RESULTS_FILE}", flush=True)
+        return results
+
+    def _report_failures(self, planned: set[str]) -> list[str]:
+        """Print the failures of this sweep's jobs (not those of other configs sharing the folder)."""
+        failures = sorted(path for path in (self.output_dir / FAILED).glob("*.txt") if path.stem in planned)
+        for failure in failures:
+            print(f"failed job {failure.stem}: {failure.read_text().splitlines()[-1]}", flush=True)
+        if failures:
+            print(
+                f"{len(failures)} jobs failed (details: {self.output_dir / FAILED}, {self.output_dir / 'pipeline.log'}); "
+                "run the same command again to retry them, finished jobs are skipped.",
+                flush=True,
+            )
+        return [failure.stem for failure in failures]
+
+
+def write_results(results: pd.DataFrame, path: Path) -> None:
+    """Write the results CSV whole, then rename it into place (a crash never leaves half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    results.to_csv(tmp, index=False)
+    os.replace(tmp, path)

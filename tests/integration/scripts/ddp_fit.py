@@ -1,0 +1,58 @@
+"""Fit one registered model for a few steps with DDP on 2 CPU processes (gloo); each rank writes its parameters.
+
+Run by tests/integration/test_reliability.py as a script, because Lightning's ``ddp`` strategy starts the
+other rank by running the same command again.
+
+Usage: python ddp_fit.py MODEL MVTEC_ROOT OUTPUT_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+from anomalib.engine import Engine
+from lightning import seed_everything
+
+from anomalib_cbigan.data import LocalMVTecAD
+from anomalib_cbigan.registry import model_class, takes_argument
+
+warnings.filterwarnings("ignore")
+
+
+def main() -> None:
+    name, root, output = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    seed_everything(0, verbose=False)
+    cls = model_class(name)
+    optional = {"patches_per_epoch": 64, "patch_batch_size": 16} if takes_argument(cls, "patches_per_epoch") else {}
+    model = cls(input_size=(64, 64), critic_steps=1, visualizer=False, **optional)
+    datamodule = LocalMVTecAD(root=root, category="brick", train_batch_size=2, eval_batch_size=4, num_workers=0)
+    engine = Engine(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_find_unused_parameters_true",  # the critic step leaves E and G unused, and vice versa
+        max_steps=4,
+        limit_val_batches=0,
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        default_root_dir=output,
+    )
+    engine.fit(model, datamodule=datamodule)
+    rank = engine.trainer.global_rank
+    parameters = {key: value.double().sum().item() for key, value in model.model.state_dict().items()}
+    initial = torch.nn.utils.parameters_to_vector(model.model.parameters()).abs().sum().item()
+    (output / f"rank{rank}.json").write_text(json.dumps({
+        "world_size": engine.trainer.world_size,
+        "global_step": engine.trainer.global_step,
+        "batches_seen": int(model.batches_seen),
+        "parameters": parameters,
+        "norm": initial,
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Sweeps through anomalib's benchmark pipeline: every registered model beside GANomaly, 2 CPU workers, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from argparse import Namespace
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from anomalib_cbigan import list_models
+from anomalib_cbigan.sweep import Sweep
+from anomalib_cbigan.sweep.report import write_report
+
+# One optimiser step a job: the test is about the pipeline, not about learning.
+ONE_STEP = {"max_epochs": 1, "limit_train_batches": 1, "enable_progress_bar": False}
+GANOMALY_64 = {
+    "class_path": "Ganomaly",
+    "init_args": {
+        "batch_size": 4,
+        "pre_processor": {
+            "class_path": "anomalib.pre_processing.PreProcessor",
+            "init_args": {
+                "transform": {"class_path": "torchvision.transforms.v2.Resize", "init_args": {"size": [64, 64]}}
+            },
+        },
+    },
+}
+
+
+def sweep_config(path: Path, mvtec_root: Path, models: list[dict], **top: object) -> Path:
+    config = {
+        "accelerator": "cpu",
+        **top,
+        "benchmark": {
+            "seed": 0,
+            "trainer": ONE_STEP,
+            "model": {"grid": models},
+            "data": {
+                "class_path": "LocalMVTecAD",
+                "init_args": {
+                    "root": str(mvtec_root),
+                    "category": "brick",
+                    "train_batch_size": 4,
+                    "eval_batch_size": 4,
+                    "num_workers": 0,  # MVTecAD's default of 8 loader processes per job swamps 2 cores
+                },
+            },
+        },
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def every_model_and_ganomaly(args_for: Callable[[str], dict]) -> list[dict]:
+    return [{"class_path": name, "init_args": args_for(name)} for name in list_models()] + [GANOMALY_64]
+
+
+def test_two_cpu_workers_run_every_model_and_a_rerun_skips_finished_jobs(
+    tmp_path: Path, mvtec_root: Path, capfd: pytest.CaptureFixture[str], fast_args_by_name: Callable[[str], dict]
+) -> None:
+    config = sweep_config(tmp_path / "sweep.yaml", mvtec_root, every_model_and_ganomaly(fast_args_by_name))
+    output = tmp_path / "out"
+
+    results = Sweep(output_dir=output, workers=2).run(Namespace(config=config))
+
+    models = [*list_models(), "Ganomaly"]
+    assert sorted(results["model.class_path"]) == sorted(models)
+    assert set(results["worker"]) == {0, 1}, "both CPU workers took jobs"
+    for column in ("seed", "fit_duration", "test_duration", "inference_ms_per_image", "image_AUROC"):
+        assert results[column].notna().all(), column
+    assert (results["test_images"] == 12).all()
+    assert pd.read_csv(output / "results.csv").shape[0] == len(models)
+    rows = {path: path.stat().st_mtime_ns for path in (output / "rows").glob("*.json")}
+    assert len(rows) == len(models)
+
+    # Interrupted sweep, simulated: one job's row is missing. A re-run does that job only.
+    lost = min(rows)
+    lost_model = json.loads(lost.read_text())["model.class_path"]
+    lost.unlink()
+    capfd.readouterr()
+    rerun = Sweep(output_dir=output, workers=2).run(Namespace(config=config))
+    printed = capfd.readouterr().out
+    assert printed.count("finished in an earlier run, skipped") == len(models) - 1
+    assert printed.count("starting") == 1 and lost_model in printed
+    assert len(rerun) == len(models)
+    for path, mtime in rows.items():
+        if path != lost:
+            assert path.stat().st_mtime_ns == mtime, f"{path.name} was redone"
+
+    # The report reads the results and the per-image scores.
+    report = write_report(output / "results.csv")
+    text = report.read_text()
+    assert all(model in text for model in models)
+    assert (output / "plots" / "bar_image_AUROC.png").stat().st_size > 0
+    assert (output / "plots" / "roc_brick.png").stat().st_size > 0
+
+
+def test_a_failing_job_is_recorded_and_retried_and_the_others_finish(
+    tmp_path: Path, mvtec_root: Path, fast_args_by_name: Callable[[str], dict]
+) -> None:
+    # FCBiGAN refuses to train on images smaller than its patch: a job that fails at fit time.
+    failing = {
+        "class_path": "Fcbigan",
+        "init_args": {**fast_args_by_name("Fcbigan"), "input_size": None, "patch_size": 256},
+    }
+    working = {"class_path": "Cbigan", "init_args": fast_args_by_name("Cbigan")}
+    config = sweep_config(tmp_path / "sweep.yaml", mvtec_root, [failing, working])
+    output = tmp_path / "out"
+
+    results = Sweep(output_dir=output).run(Namespace(config=config))
+
+    assert list(results["model.class_path"]) == ["Cbigan"]
+    failures = list((output / "failed").glob("*.txt"))
+    assert len(failures) == 1
+    assert "patch" in failures[0].read_text().lower()
+    # The failure is retried by the next run (and fails the same way); the finished job is not redone.
+    rerun = Sweep(output_dir=output).run(Namespace(config=config))
+    assert list(rerun["model.class_path"]) == ["Cbigan"]
+    assert len(list((output / "failed").glob("*.txt"))) == 1
+
+
+def test_anomalib_benchmark_cli_runs_our_models_by_short_name(
+    tmp_path: Path, mvtec_root: Path, fast_args_by_name: Callable[[str], dict]
+) -> None:
+    """anomalib's own `anomalib benchmark` (its pipeline, unmodified) finds Cbigan and LocalMVTecAD by name.
+
+    It passes no trainer arguments, so Lightning's environment variables bound the training.
+    """
+    config = {
+        "accelerator": "cpu",
+        "benchmark": {
+            "seed": 0,
+            "model": {"class_path": "Cbigan", "init_args": fast_args_by_name("Cbigan")},
+            "data": {"class_path": "LocalMVTecAD", "init_args": {"root": str(mvtec_root), "category": "brick", "num_workers": 0}},
+        },
+    }
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "PL_TRAINER_MAX_EPOCHS": "1", "PL_TRAINER_LIMIT_TRAIN_BATCHES": "1"}
+    anomalib = Path(sys.executable).with_name("anomalib")
+    result = subprocess.run(
+        [str(anomalib), "benchmark", "--config", "sweep.yaml"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    csv_files = list((tmp_path / "runs" / "benchmark").rglob("results.csv"))
+    assert csv_files, result.stdout[-3000:] + (tmp_path / "runs" / "pipeline.log").read_text()[-3000:]
+    results = pd.read_csv(csv_files[0])
+    assert list(results["model.class_path"]) == ["Cbigan"]
+    assert 0.0 <= results["image_AUROC"].iloc[0] <= 1.0
+    # Our report script takes anomalib's CSV as it is.
+    report = write_report(csv_files[0], tmp_path / "report")
+    assert "Cbigan" in report.read_text()

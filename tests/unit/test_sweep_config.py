@@ -1,0 +1,110 @@
+"""Sweep configurations: the shipped ones are runnable, bad ones fail before the first job with a named problem."""
+
+from __future__ import annotations
+
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from anomalib_cbigan import list_models
+from anomalib_cbigan.sweep import Sweep, SweepConfigError, SweepJobGenerator, job_id
+
+SWEEPS = Path(__file__).resolve().parents[2] / "benchmarks" / "sweeps"
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.mark.parametrize("path", sorted(SWEEPS.glob("*.yaml")), ids=lambda path: path.stem)
+def test_every_shipped_sweep_builds_all_its_models_and_datamodules(path: Path, tmp_path: Path) -> None:
+    config = load(path)
+    jobs = SweepJobGenerator(config["accelerator"], tmp_path).plan(config["benchmark"])
+    assert jobs
+    assert len({job_id(job) for job in jobs}) == len(jobs)  # no two grid points alike
+
+
+def test_the_default_comparison_has_every_registered_model_and_ganomaly() -> None:
+    models = load(SWEEPS / "embedded_textures.yaml")["benchmark"]["model"]["grid"]
+    names = {model["class_path"].rsplit(".", 1)[-1] for model in models}
+    assert names >= {*list_models(), "Ganomaly"}
+
+
+def test_the_full_mvtec_sweep_covers_every_category_with_every_model() -> None:
+    seen: dict[str, set[str]] = {}
+    for path in SWEEPS.glob("mvtec_*_gpu.yaml"):
+        benchmark = load(path)["benchmark"]
+        for model in benchmark["model"]["grid"]:
+            seen.setdefault(model["class_path"], set()).update(benchmark["data"]["init_args"]["category"]["grid"])
+    textures = {"carpet", "grid", "leather", "tile", "wood"}
+    objects = {
+        "bottle",
+        "cable",
+        "capsule",
+        "hazelnut",
+        "metal_nut",
+        "pill",
+        "screw",
+        "toothbrush",
+        "transistor",
+        "zipper",
+    }
+    for model in ("Cbigan", "Egbad", "Ganomaly", "Draem"):
+        assert seen[model] == textures | objects, model
+    assert seen["Fcbigan"] == textures
+
+
+def minimal(**changes: object) -> dict:
+    benchmark = {
+        "seed": 0,
+        "model": {"class_path": "Cbigan", "init_args": {"input_size": [64, 64]}},
+        "data": {"class_path": "TextureAnomalies", "init_args": {"category": "brick"}},
+    }
+    benchmark.update(changes)
+    return benchmark
+
+
+@pytest.mark.parametrize(
+    ("benchmark", "message"),
+    [
+        (minimal(model={"class_path": "Cbigan", "init_args": {"alpha": 3}}), "alpha must be in"),
+        (minimal(model={"class_path": "Cbigan", "init_args": {"alpha": "high"}}), "alpha"),
+        (minimal(model={"class_path": "NoSuchModel"}), "NoSuchModel"),
+        (minimal(data={"class_path": "TextureAnomalies", "init_args": {"category": "wood"}}), "categories"),
+        ({"seed": 0, "model": {"class_path": "Cbigan"}}, "needs `data`"),
+        ({}, "no `benchmark` section"),
+    ],
+    ids=["alpha-range", "alpha-type", "unknown-model", "unknown-category", "no-data", "empty"],
+)
+def test_bad_configurations_name_the_problem(benchmark: dict, message: str, tmp_path: Path) -> None:
+    with pytest.raises(SweepConfigError, match=message):
+        SweepJobGenerator("cpu", tmp_path).plan(benchmark)
+
+
+@pytest.mark.parametrize(
+    ("top", "message"),
+    [({"workers": 0}, "workers must be"), ({"workers": "two"}, "workers must be"), ({"accelerator": "tpu"}, "tpu")],
+)
+def test_bad_pipeline_settings_fail_before_any_job(top: dict, message: str, tmp_path: Path) -> None:
+    config = tmp_path / "sweep.yaml"
+    config.write_text(yaml.safe_dump({"accelerator": "cpu", **top, "benchmark": minimal()}))
+    with pytest.raises(SweepConfigError, match=message):
+        Sweep(output_dir=tmp_path / "out").run(Namespace(config=config))
+    assert not (tmp_path / "out" / "rows").exists()
+
+
+def test_a_config_error_in_a_later_job_stops_the_sweep_before_the_first(tmp_path: Path) -> None:
+    config = tmp_path / "sweep.yaml"
+    models = {"grid": [{"class_path": "Cbigan"}, {"class_path": "Cbigan", "init_args": {"lambda_": -1}}]}
+    config.write_text(yaml.safe_dump({"accelerator": "cpu", "benchmark": minimal(model=models)}))
+    with pytest.raises(SweepConfigError, match="lambda_"):
+        Sweep(output_dir=tmp_path / "out").run(Namespace(config=config))
+    assert not (tmp_path / "out" / "rows").exists()
+
+
+def test_job_ids_are_stable_and_tell_seeds_apart() -> None:
+    first = {"seed": 0, "model.class_path": "Cbigan", "data.init_args.category": "brick"}
+    assert job_id(first) == job_id(dict(reversed(first.items())))
+    assert job_id(first) != job_id({**first, "seed": 1})

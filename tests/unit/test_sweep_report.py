@@ -1,0 +1,124 @@
+"""The sweep report: tables (category × model, mean row, best in bold), cost table, plots, ROC."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anomalib_cbigan.sweep.plots import roc_curve
+from anomalib_cbigan.sweep.report import cost_table, metric_table, tidy, write_report
+
+
+def results_frame() -> pd.DataFrame:
+    """An alpha sweep of Cbigan on two categories and two seeds, plus GANomaly on one category."""
+    rows = []
+    for category, offset in (("brick", 0.0), ("grass", 0.1)):
+        for alpha in (0.0, 0.0001, 1.0):
+            for seed in (0, 1):
+                rows.append(
+                    {
+                        "job_id": f"c{category}{alpha}{seed}",
+                        "model.class_path": "Cbigan",
+                        "model.init_args.alpha": alpha,
+                        "model.init_args.input_size": "[64, 64]",
+                        "data.init_args.category": category,
+                        "seed": seed,
+                        "image_AUROC": 0.6 + offset + 0.1 * alpha + 0.01 * seed,
+                        "fit_duration": 10.0,
+                        "test_duration": 2.0,
+                        "inference_ms_per_image": 3.0,
+                    }
+                )
+    rows.append(
+        {
+            "job_id": "g",
+            "model.class_path": "anomalib.models.Ganomaly",
+            "data.init_args.category": "brick",
+            "seed": 0,
+            "image_AUROC": 0.95,
+            "fit_duration": 5.0,
+            "test_duration": 1.0,
+            "inference_ms_per_image": 1.0,
+        }
+    )
+    return pd.DataFrame(rows)
+
+
+def test_variants_are_named_by_the_arguments_that_change() -> None:
+    frame = tidy(results_frame())
+    assert set(frame["model"]) == {"Cbigan (alpha=0.0)", "Cbigan (alpha=0.0001)", "Cbigan (alpha=1.0)", "Ganomaly"}
+
+
+def test_metric_table_means_seeds_adds_a_mean_row_and_bolds_the_best() -> None:
+    table = metric_table(tidy(results_frame()), "image_AUROC")
+    assert [row["category"] for row in table] == ["brick", "grass", "mean"]
+    brick, grass, mean = table
+    assert brick["Cbigan (alpha=0.0)"] == "0.605 ± 0.007"
+    assert brick["Ganomaly"] == "**0.950**"  # the best of the row
+    assert grass["Ganomaly"] == "—"  # not run on grass
+    assert grass["Cbigan (alpha=1.0)"] == "**0.805 ± 0.007**"
+    # The mean row: each model's mean over its categories; GANomaly has 1 of 2 and says so.
+    assert mean["Ganomaly"] == "**0.950 (1/2)**"
+    assert mean["Cbigan (alpha=1.0)"] == "0.755"
+
+
+def test_cost_table_has_train_test_and_inference_time_per_model() -> None:
+    rows = {row["model"]: row for row in cost_table(tidy(results_frame()))}
+    assert rows["Ganomaly"]["train s"] == "5.0" and rows["Ganomaly"]["inference ms/image"] == "1.0"
+    assert rows["Cbigan (alpha=1.0)"]["jobs"] == 4 and rows["Cbigan (alpha=1.0)"]["seeds"] == 2
+
+
+def test_roc_curve_matches_the_rank_statistic() -> None:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 200)
+    scores = np.round(rng.normal(size=200) + labels, 1)  # rounded: many ties
+    fpr, tpr = roc_curve(labels, scores)
+    positives, negatives = scores[labels == 1], scores[labels == 0]
+    pairs = (positives[:, None] > negatives[None, :]).mean() + 0.5 * (positives[:, None] == negatives[None, :]).mean()
+    assert np.trapezoid(tpr, fpr) == pytest.approx(pairs)
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+
+
+def test_write_report_writes_tables_and_every_plot(tmp_path: Path) -> None:
+    results = results_frame()
+    results.to_csv(tmp_path / "results.csv", index=False)
+    scores = tmp_path / "scores"
+    scores.mkdir()
+    for job in results["job_id"]:
+        pd.DataFrame({"gt_label": [0, 0, 1, 1], "pred_score": [0.1, 0.4, 0.35, 0.8]}).to_csv(scores / f"{job}.csv")
+
+    report = write_report(tmp_path / "results.csv").read_text()
+
+    assert "## image_AUROC" in report and "| brick |" in report and "## Cost" in report
+    for name in ("bar_image_AUROC", "alpha_image_AUROC", "roc_brick"):
+        assert (tmp_path / "plots" / f"{name}.png").stat().st_size > 1000, name
+        assert f"plots/{name}.png" in report
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert set(summary.columns) >= {"metric", "category", "model", "mean", "std", "seeds"}
+    assert summary.loc[summary["model"] == "Ganomaly", "mean"].item() == pytest.approx(0.95)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "No results file"), ("", "no rows"), ("a,b\n1,2\n", "Not a benchmark results table")],
+)
+def test_bad_results_files_are_named(tmp_path: Path, content: str | None, message: str) -> None:
+    path = tmp_path / "results.csv"
+    if content is not None:
+        path.write_text(content if content else "model.class_path,image_AUROC\n")
+    with pytest.raises((FileNotFoundError, ValueError), match=message):
+        write_report(path)
+
+
+def test_report_script_reports_a_missing_file_without_a_traceback(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "report_sweep.py"
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "missing.csv")], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert "No results file" in result.stderr and "Traceback" not in result.stderr
