@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,8 @@ import torch
 from anomalib.data import NumpyImageBatch
 from anomalib.deploy import OpenVINOInferencer
 from PIL import Image, UnidentifiedImageError
+
+from anomalib_cbigan.atomic_files import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -152,10 +153,9 @@ def write_heatmaps(inferencer: CheckedOpenVINOInferencer, images: Path, output: 
             axis.set_yticks([])
         figure.tight_layout()
         target = output / f"{path.parent.name}_{path.stem}.png"
-        tmp = target.with_name(f".{target.stem}.tmp.png")
-        figure.savefig(tmp, dpi=100)
+        with atomic_path(target) as tmp:
+            figure.savefig(tmp, dpi=100)
         plt.close(figure)
-        os.replace(tmp, target)
         rows.append({"image": str(path), "pred_score": round(score, 4), "pred_label": int(label), "error": ""})
     write_tables(rows, output / "scores")
     return rows

@@ -11,12 +11,13 @@ Example:
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from anomalib_cbigan.atomic_files import atomic_path, atomic_write_text
 
 
 def _cell(value: Any) -> str:
@@ -33,26 +34,16 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_tables(rows: Sequence[dict[str, Any]], stem: Path) -> tuple[Path, Path]:
     """Write ``stem.csv`` and ``stem.md`` (each written whole, then renamed into place)."""
     stem = Path(stem)
     md_path, csv_path = stem.with_suffix(".md"), stem.with_suffix(".csv")
     atomic_write_text(md_path, markdown_table(rows) + "\n")
     columns = list(rows[0])
-    tmp = csv_path.with_name(f".{csv_path.name}.tmp")
-    with tmp.open("w", newline="") as handle:
+    with atomic_path(csv_path) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows({c: _cell(row.get(c, "")) for c in columns} for row in rows)
-    os.replace(tmp, csv_path)
     return md_path, csv_path
 
 
@@ -130,9 +121,7 @@ def save_reconstruction_figure(model: Any, datamodule: Any, path: Path, num_imag
         axes[row][0].set_ylabel(Path(item.image_path).parent.name, fontsize=9)
     figure.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    figure.savefig(tmp, dpi=100)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=100)
     plt.close(figure)
-    os.replace(tmp, path)
     return path

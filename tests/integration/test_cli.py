@@ -103,10 +103,10 @@ def _print_config(config: Path, *extra: str) -> tuple[int, str]:
     """Parse ``config`` with anomalib's CLI parser, in-process (``--print_config`` instantiates nothing)."""
     from anomalib.cli import AnomalibCLI
 
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()), pytest.raises(SystemExit) as exit_:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_:
         AnomalibCLI(args=["fit", "-c", str(config), *extra, "--print_config"], run=False)
-    return exit_.value.code or 0, out.getvalue()
+    return exit_.value.code or 0, out.getvalue() + err.getvalue()
 
 
 def test_shipped_configs_parse(tmp_path: Path) -> None:
@@ -122,4 +122,5 @@ def test_shipped_configs_parse(tmp_path: Path) -> None:
     broken.write_text(
         (root / "configs" / "recipes" / "cbigan_mvtec_objects.yaml").read_text().replace("lambda_", "lamda")
     )
-    assert _print_config(broken)[0] != 0  # an unknown key fails the parse
+    code, printed = _print_config(broken)
+    assert code != 0 and "lamda" in printed  # an unknown key fails the parse, and the message names it

@@ -86,6 +86,8 @@ def test_empty_train_good(tmp_path: Path, mvtec_root: Path) -> None:
         ("zero_bytes", "empty file"),
         ("grayscale", "mode L \\(grayscale\\)"),
         ("rgba", "mode RGBA"),
+        ("16bit", "mode I;16 \\(16-bit\\)"),
+        ("elongated", "1200x64 pixels, an aspect ratio beyond 8:1"),
     ],
 )
 def test_bad_image_is_named(tmp_path: Path, mvtec_root: Path, damage: str, match: str) -> None:
@@ -103,9 +105,14 @@ def test_bad_image_is_named(tmp_path: Path, mvtec_root: Path, damage: str, match
         Image.open(victim).convert("L").save(victim)
     elif damage == "rgba":
         Image.open(victim).convert("RGBA").save(victim)
+    elif damage == "16bit":
+        Image.fromarray(np.asarray(Image.open(victim).convert("L"), dtype=np.uint16) * 257).save(victim)
+        assert Image.open(victim).mode == "I;16"
+    elif damage == "elongated":
+        Image.open(victim).resize((1200, 64)).save(victim)
     with pytest.raises(DatasetError, match=rf"(?s)1 unusable image.*003\.png: {match}"):
         check_mvtec_tree(root, "brick")
-    if damage in {"grayscale", "rgba"}:  # readable images: accepted when conversion is allowed
+    if damage in {"grayscale", "rgba", "16bit"}:  # readable images: accepted when conversion is allowed
         check_mvtec_tree(root, "brick", require_rgb=False)
 
 
@@ -114,3 +121,32 @@ def test_local_mvtec_checks_instead_of_downloading(tmp_path: Path) -> None:
 
     with pytest.raises(DatasetError, match="does not exist"):
         LocalMVTecAD(root=tmp_path / "missing", category="bottle").prepare_data()
+
+
+def test_empty_test_folder(tmp_path: Path, mvtec_root: Path) -> None:
+    root = _copy_tree(mvtec_root, tmp_path / "tree")
+    for path in (root / "brick" / "test").rglob("*.png"):
+        path.unlink()
+    with pytest.raises(DatasetError, match=r"No test images: '.*brick/test' is missing or holds no PNG files"):
+        check_mvtec_tree(root, "brick")
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        ("resized", r"its mask '000_mask.png' is 96x96, the image 192x192; a mask must cover its image"),
+        ("missing", r"no ground-truth mask \(expected '.*ground_truth/hole/000_mask.png'\)"),
+        ("corrupt", r"its mask '000_mask.png' is unusable: empty file"),
+    ],
+)
+def test_bad_mask_is_named(tmp_path: Path, mvtec_root: Path, damage: str, match: str) -> None:
+    root = _copy_tree(mvtec_root, tmp_path / "tree")
+    mask = root / "brick" / "ground_truth" / "hole" / "000_mask.png"
+    if damage == "resized":
+        Image.open(mask).resize((96, 96)).save(mask)
+    elif damage == "missing":
+        mask.unlink()
+    else:
+        mask.write_bytes(b"")
+    with pytest.raises(DatasetError, match=rf"(?s)1 unusable image.*test/hole/000\.png: {match}"):
+        check_mvtec_tree(root, "brick")

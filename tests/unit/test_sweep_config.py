@@ -85,7 +85,12 @@ def test_bad_configurations_name_the_problem(benchmark: dict, message: str, tmp_
 
 @pytest.mark.parametrize(
     ("top", "message"),
-    [({"workers": 0}, "workers must be"), ({"workers": "two"}, "workers must be"), ({"accelerator": "tpu"}, "tpu")],
+    [
+        ({"workers": 0}, "workers must be"),
+        ({"workers": "two"}, "workers must be"),
+        ({"accelerator": "tpu"}, "tpu"),
+        ({"worker": 2}, r"unknown key\(s\) \['worker'\]"),
+    ],
 )
 def test_bad_pipeline_settings_fail_before_any_job(top: dict, message: str, tmp_path: Path) -> None:
     config = tmp_path / "sweep.yaml"
@@ -93,6 +98,13 @@ def test_bad_pipeline_settings_fail_before_any_job(top: dict, message: str, tmp_
     with pytest.raises(SweepConfigError, match=message):
         Sweep(output_dir=tmp_path / "out").run(Namespace(config=config))
     assert not (tmp_path / "out" / "rows").exists()
+
+
+def test_an_unknown_benchmark_key_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "sweep.yaml"
+    config.write_text(yaml.safe_dump({"accelerator": "cpu", "benchmark": {**minimal(), "trainr": {"max_epochs": 1}}}))
+    with pytest.raises(SweepConfigError, match=r"unknown key\(s\) \['benchmark.trainr'\]"):
+        Sweep(output_dir=tmp_path / "out").run(Namespace(config=config))
 
 
 def test_a_config_error_in_a_later_job_stops_the_sweep_before_the_first(tmp_path: Path) -> None:
@@ -108,3 +120,18 @@ def test_job_ids_are_stable_and_tell_seeds_apart() -> None:
     first = {"seed": 0, "model.class_path": "Cbigan", "data.init_args.category": "brick"}
     assert job_id(first) == job_id(dict(reversed(first.items())))
     assert job_id(first) != job_id({**first, "seed": 1})
+
+
+def test_a_jobs_initial_weights_depend_on_its_seed_only(tmp_path: Path, mvtec_root: Path) -> None:
+    import torch
+
+    benchmark = minimal(
+        seed={"grid": [3, 3]},  # the same grid point twice: the second is built after the first
+        data={"class_path": "LocalMVTecAD", "init_args": {"root": str(mvtec_root), "category": "brick"}},
+    )
+    first, second = SweepJobGenerator("cpu", tmp_path).generate_jobs(benchmark, None)
+    torch.rand(100)  # whatever else the process draws must not matter either
+    (third,) = list(SweepJobGenerator("cpu", tmp_path).generate_jobs(minimal(**{**benchmark, "seed": 3}), None))
+    for job in (second, third):
+        for name, value in first.model.state_dict().items():
+            torch.testing.assert_close(value, job.model.state_dict()[name], rtol=0, atol=0, equal_nan=True, msg=name)

@@ -17,6 +17,9 @@ from PIL import Image, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".png", ".PNG")
 _MAX_LISTED = 10
+# Longer side over shorter side beyond which an image is a mistake, not data: squashed to a square model input
+# it would be unrecognisable (MVTec AD images are square; wide industrial line scans should be tiled first).
+MAX_ASPECT_RATIO = 8.0
 _MODE_NAMES = {"L": "grayscale", "LA": "grayscale+alpha", "RGBA": "RGB+alpha", "I;16": "16-bit", "I": "32-bit"}
 
 
@@ -34,7 +37,7 @@ def image_problem(path: Path, *, require_rgb: bool) -> str | None:
         return "empty file (0 bytes)"
     try:
         with Image.open(path) as image:
-            mode = image.mode
+            mode, size = image.mode, image.size
             image.verify()  # checks the file's structure and checksums without decoding
         with Image.open(path) as image:
             image.load()  # catches truncated pixel data that verify() lets through
@@ -45,6 +48,28 @@ def image_problem(path: Path, *, require_rgb: bool) -> str | None:
             f"mode {mode} ({_MODE_NAMES.get(mode, mode)}); the models take 3-channel RGB: "
             "convert it, e.g. `PIL.Image.open(p).convert('RGB').save(p)`"
         )
+    width, height = size
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        return (
+            f"{width}x{height} pixels, an aspect ratio beyond {MAX_ASPECT_RATIO:g}:1; resized to the model's input it "
+            "would be unrecognisable: crop it into near-square pieces"
+        )
+    return None
+
+
+def mask_problem(image: Path, mask: Path) -> str | None:
+    """Why ``mask`` cannot be the ground truth of the defect image ``image``, or ``None`` if it can."""
+    if not mask.is_file():
+        return f"no ground-truth mask (expected '{mask}'); every defect image needs one"
+    problem = image_problem(mask, require_rgb=False)
+    if problem:
+        return f"its mask '{mask.name}' is unusable: {problem}"
+    with Image.open(image) as picture, Image.open(mask) as truth:
+        if picture.size != truth.size:
+            return (
+                f"its mask '{mask.name}' is {truth.size[0]}x{truth.size[1]}, the image {picture.size[0]}x"
+                f"{picture.size[1]}; a mask must cover its image pixel for pixel"
+            )
     return None
 
 
@@ -52,7 +77,8 @@ def check_mvtec_tree(root: Path | str, category: str, *, require_rgb: bool = Tru
     """Raise :class:`DatasetError` unless ``root/category`` is a usable MVTec AD tree.
 
     Checks: the root and category folders exist; ``train/good`` and ``test`` hold PNG
-    images; every image opens, is not truncated, and (``require_rgb``) is RGB.
+    images; every image opens, is not truncated, is not absurdly elongated and (``require_rgb``)
+    is RGB; every defect image has a readable ground-truth mask of its own size.
 
     Args:
         root: Dataset root (the folder holding category folders).
@@ -83,6 +109,9 @@ def check_mvtec_tree(root: Path | str, category: str, *, require_rgb: bool = Tru
     problems = []
     for path in _images(train) + _images(test):
         problem = image_problem(path, require_rgb=require_rgb)
+        if problem is None and path.parent.parent == test and path.parent.name != "good":
+            mask = folder / "ground_truth" / path.parent.name / f"{path.stem}_mask.png"
+            problem = mask_problem(path, mask)
         if problem:
             problems.append(f"  {path}: {problem}")
     if problems:

@@ -14,16 +14,98 @@ Example:
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any
 
+import numpy as np
+import torch
 from anomalib import LearningType
 from anomalib.data import Batch
 from anomalib.metrics import Evaluator
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 
 from anomalib_cbigan.metrics import evaluator_with_balanced_accuracy
 
 logger = logging.getLogger(__name__)
+
+RNG_STATES = "anomalib_cbigan_rng_states"
+MODEL_CLASS = "anomalib_cbigan_model"
+_SHOWN = 3
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint that does not belong to the model it is loaded into; the message says whose it is."""
+
+
+def check_checkpoint_matches(model: Any, checkpoint: dict[str, Any]) -> None:
+    """Raise :class:`CheckpointMismatchError` unless ``checkpoint`` holds weights of ``model``'s class and shapes.
+
+    Checked before the weights are loaded, so the user reads which model wrote the checkpoint (or which
+    hyper-parameters differ) instead of a list of hundreds of missing and unexpected keys.
+    """
+    name = type(model).__name__
+    written_by = checkpoint.get(MODEL_CLASS)
+    if written_by is not None and written_by != name:
+        msg = (
+            f"This checkpoint was written by {written_by}, not {name}: load it with "
+            f"{written_by}.load_from_checkpoint(...) or `--model {written_by}`."
+        )
+        raise CheckpointMismatchError(msg)
+    expected = {key: value.shape for key, value in model.state_dict().items() if key.startswith("model.")}
+    found = {key: value.shape for key, value in checkpoint.get("state_dict", {}).items() if key.startswith("model.")}
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    if missing or unexpected:
+        msg = (
+            f"This checkpoint is not a {name} checkpoint (another model's?): {len(missing)} of {name}'s weights are "
+            f"missing (e.g. {missing[:_SHOWN]}) and it has {len(unexpected)} weights {name} does not "
+            f"(e.g. {unexpected[:_SHOWN]})."
+        )
+        raise CheckpointMismatchError(msg)
+    reshaped = [key for key in expected if expected[key] != found[key]]
+    if reshaped:
+        saved = checkpoint.get("hyper_parameters", {})
+        differ = {key: (saved[key], value) for key, value in dict(model.hparams).items()
+                  if key in saved and str(saved[key]) != str(value)}  # fmt: skip
+        detail = ", ".join(f"{key}: checkpoint {old!r}, this model {new!r}" for key, (old, new) in differ.items())
+        msg = (
+            f"This {name} checkpoint was trained with other hyper-parameters ({detail or 'see its hyper_parameters'}): "
+            f"{len(reshaped)} weights differ in shape (e.g. {reshaped[0]}: {tuple(found[reshaped[0]])} in the "
+            f"checkpoint, {tuple(expected[reshaped[0]])} here). Build the model with the checkpoint's values, or "
+            f"use {name}.load_from_checkpoint(...), which does."
+        )
+        raise CheckpointMismatchError(msg)
+
+
+def rng_states() -> dict[str, Any]:
+    """torch's, numpy's and Python's generator states as plain data (checkpoints load with ``weights_only``)."""
+    name, keys, position, has_gauss, cached = np.random.get_state()  # the global one is what we save
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [name, keys.tolist(), int(position), int(has_gauss), float(cached)],
+        "python": list(random.getstate()[1]),
+        "python_version": random.getstate()[0],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    """Inverse of :func:`rng_states`.
+
+    Example:
+        >>> import torch
+        >>> saved = rng_states(); first = torch.rand(3)
+        >>> restore_rng_states(saved); torch.equal(first, torch.rand(3))
+        True
+    """
+    torch.set_rng_state(states["torch"])
+    name, keys, position, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
+    random.setstate((states["python_version"], tuple(states["python"]), None))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 class OneClassGanMixin:
@@ -48,6 +130,29 @@ class OneClassGanMixin:
         del args, kwargs
         predictions = self.model(batch.image)
         return batch.update(**predictions._asdict())
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Also save the random number generators' states (Lightning does not), so a resumed run draws the same
+        priors, patches and shuffles as an uninterrupted one, and the model's class name."""
+        super().on_save_checkpoint(checkpoint)  # type: ignore[misc]
+        checkpoint[RNG_STATES] = rng_states()
+        checkpoint[MODEL_CLASS] = type(self).__name__
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Check the checkpoint is this model's; restore the generators' states when resuming a fit (not when
+        loading a model to use it)."""
+        check_checkpoint_matches(self, checkpoint)
+        super().on_load_checkpoint(checkpoint)  # type: ignore[misc]
+        trainer = self._trainer
+        if RNG_STATES in checkpoint and trainer is not None and trainer.state.fn == TrainerFn.FITTING:
+            restore_rng_states(checkpoint[RNG_STATES])
+
+    def last_checkpoint(self) -> str | None:
+        """The path of the last checkpoint this run wrote (named in divergence errors), if any."""
+        trainer = self._trainer
+        callback = trainer.checkpoint_callback if trainer is not None else None
+        path = (callback.last_model_path or callback.best_model_path) if callback is not None else ""
+        return path or None
 
     @staticmethod
     def configure_evaluator() -> Evaluator:

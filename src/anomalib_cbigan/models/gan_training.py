@@ -51,8 +51,19 @@ def check_betas(name: str, betas: tuple[float, ...] | list[float]) -> tuple[floa
     return float(betas[0]), float(betas[1])
 
 
-def check_rgb_batch(images: torch.Tensor, model: str) -> None:
-    """Raise ``ValueError`` naming ``model`` unless ``images`` is an (N, 3, H, W) batch."""
+def check_rgb_batch(images: torch.Tensor, model: str, dtype: torch.dtype | None = None) -> None:
+    """Raise ``ValueError`` naming ``model`` unless ``images`` is an (N, 3, H, W) batch (of ``dtype``, if given)."""
+    if not isinstance(images, torch.Tensor):
+        msg = f"{model} expects a torch.Tensor batch of images, got {type(images).__name__}"
+        raise TypeError(msg)
+    if dtype is not None and images.dtype != dtype:
+        hint = "scale 8-bit images to [0, 1] floats first (the pre-processor then maps them to [-1, 1]); " if not (
+            images.is_floating_point()) else ""  # fmt: skip
+        msg = (
+            f"{model} has {str(dtype).removeprefix('torch.')} weights and got {str(images.dtype).removeprefix('torch.')} "
+            f"images: {hint}convert with images.to({dtype}) or the model with model.to({images.dtype})"
+        )
+        raise ValueError(msg)
     if images.ndim != 4:
         msg = f"{model} expects a batch of images shaped (N, 3, H, W), got shape {tuple(images.shape)}"
         raise ValueError(msg)
@@ -64,11 +75,38 @@ def check_rgb_batch(images: torch.Tensor, model: str) -> None:
         raise ValueError(msg)
 
 
-def check_finite(loss: torch.Tensor, name: str, *, model: str, step: int, epoch: int, causes: str) -> None:
-    """Stop training with a message naming the loss, the step and the likely causes."""
-    if not torch.isfinite(loss):
-        msg = (
-            f"{model} diverged: {name} is {loss.item()} at training batch {step} (epoch {epoch}). "
-            f"Likely causes: {causes}. Checkpoints already written are kept."
-        )
-        raise FloatingPointError(msg)
+# A loss this large means the critic has exploded (WGAN-GP and least-squares losses of a working GAN stay within
+# hundreds); stopping here keeps the run from writing checkpoints of a diverged model.
+LOSS_LIMIT = 1e6
+
+
+def check_loss(
+    loss: torch.Tensor,
+    name: str,
+    *,
+    model: str,
+    step: int,
+    epoch: int,
+    causes: str,
+    checkpoint: str | None = None,
+    limit: float = LOSS_LIMIT,
+) -> None:
+    """Stop training, naming the loss, the step, the likely causes and the last checkpoint, if a loss diverged.
+
+    Diverged: not finite, or larger in magnitude than ``limit`` (an exploding critic).
+
+    Example:
+        >>> import torch
+        >>> check_loss(torch.tensor(3.0), "critic_loss", model="Cbigan", step=1, epoch=0, causes="lr")
+        >>> check_loss(torch.tensor(1e9), "critic_loss", model="Cbigan", step=7, epoch=0, causes="lr too high")
+        Traceback (most recent call last):
+        ...
+        FloatingPointError: Cbigan diverged: critic_loss is 1000000000.0 at training batch 7 (epoch 0), beyond +-1e+06 (an exploding critic). Likely causes: lr too high. No checkpoint had been written yet.
+    """
+    value = float(loss.detach())
+    if math.isfinite(value) and abs(value) <= limit:
+        return
+    what = "" if not math.isfinite(value) else f", beyond +-{limit:g} (an exploding critic)"
+    kept = f"The last checkpoint, {checkpoint}, is kept." if checkpoint else "No checkpoint had been written yet."
+    msg = f"{model} diverged: {name} is {value} at training batch {step} (epoch {epoch}){what}. Likely causes: {causes}. {kept}"
+    raise FloatingPointError(msg)

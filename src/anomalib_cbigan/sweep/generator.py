@@ -10,7 +10,9 @@ every key with a ``grid`` list multiplies the jobs). What differs from anomalib'
   such as ``max_epochs``; anomalib's own job passes none, so Lightning trains for 1000 epochs;
 * a job whose row is already saved in the output folder is skipped (re-running resumes a sweep);
 * each job's data is prepared (written or checked) here, in the main process, so parallel workers
-  never build the same dataset at once.
+  never build the same dataset at once;
+* the job's seed is set before its model is built, so a job's initial weights do not depend on the
+  jobs before it (which also makes a resumed sweep's jobs equal to an uninterrupted sweep's).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from anomalib.pipelines.components.utils import get_iterator_from_grid_dict
 from anomalib.pipelines.types import PREV_STAGE_RESULT
 from anomalib.utils.config import flatten_dict
 from jsonargparse import ArgumentParser
+from lightning import seed_everything
 
 from .job import ROWS, SweepJob
 
@@ -134,6 +137,9 @@ class SweepJobGenerator(BenchmarkJobGenerator):
             if (self.output_dir / ROWS / f"{name}.json").exists():
                 print(f"{progress}: finished in an earlier run, skipped", flush=True)
                 continue
+            # Seeded before the model is built, so its initial weights belong to the job's seed, not to
+            # whichever jobs ran before it in this process (anomalib's generator builds them unseeded).
+            seed_everything(container["seed"], verbose=False)
             classes = _build(parser, container)
             classes.data.prepare_data()
             print(f"{progress}: starting", flush=True)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import Any
+from typing import Any, TextIO
 
 import pandas as pd
 import torch
@@ -25,6 +25,8 @@ from anomalib.models import AnomalibModule
 from anomalib.pipelines.benchmark.job import BenchmarkJob
 from anomalib.utils.logging import LoggerRedirectError, hide_output
 from lightning import Callback, LightningModule, Trainer, seed_everything
+
+from anomalib_cbigan.atomic_files import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -75,12 +77,9 @@ class TestImageTimer(Callback):
         ]
 
 
-def _write_atomically(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", newline="") as handle:
+def _write_atomically(path: Path, write: Callable[[TextIO], object]) -> None:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
         write(handle)
-    os.replace(tmp, path)
 
 
 class SweepJob(BenchmarkJob):

@@ -36,12 +36,18 @@ from anomalib.pipelines.components.base import Runner
 from anomalib.pipelines.components.runners import ParallelRunner, SerialRunner
 from anomalib.utils.logging import redirect_logs
 
+from anomalib_cbigan.atomic_files import atomic_path
+
 from .generator import SweepConfigError, SweepJobGenerator
 from .job import FAILED, SweepJob, finished_rows
 
 logger = logging.getLogger(__name__)
 
 RESULTS_FILE = "results.csv"
+# Keys a sweep config may have at the top (plus "x-..." keys for YAML anchors) and in its benchmark section;
+# anything else is a typo that would otherwise be ignored (`worker: 2` would run serially).
+TOP_LEVEL_KEYS = ("accelerator", "benchmark", "workers", "output")
+BENCHMARK_KEYS = ("seed", "model", "data", "trainer")
 
 
 class Sweep(Benchmark):
@@ -64,6 +70,9 @@ class Sweep(Benchmark):
         if not isinstance(pipeline_args, dict):
             msg = f"{args.config}: a sweep configuration is a YAML mapping, got {type(pipeline_args).__name__}"
             raise SweepConfigError(msg)
+        _check_keys(pipeline_args, TOP_LEVEL_KEYS, args.config, "")
+        if isinstance(pipeline_args.get("benchmark"), dict):
+            _check_keys(pipeline_args["benchmark"], BENCHMARK_KEYS, args.config, "benchmark.")
         default_output = Path("results") / "sweeps" / Path(args.config).stem
         self.output_dir = Path(self.output_dir or pipeline_args.get("output") or default_output)
         workers = self.workers if self.workers is not None else pipeline_args.get("workers", 1)
@@ -129,9 +138,14 @@ class Sweep(Benchmark):
         return [failure.stem for failure in failures]
 
 
+def _check_keys(section: dict[str, Any], known: tuple[str, ...], config: Path | str, prefix: str) -> None:
+    unknown = [key for key in section if key not in known and not str(key).startswith("x-")]
+    if unknown:
+        msg = f"{config}: unknown key(s) {[prefix + str(key) for key in unknown]}; known: {[prefix + key for key in known]}"
+        raise SweepConfigError(msg)
+
+
 def write_results(results: pd.DataFrame, path: Path) -> None:
     """Write the results CSV whole, then rename it into place (a crash never leaves half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    results.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        results.to_csv(tmp, index=False)

@@ -28,6 +28,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from anomalib_cbigan.atomic_files import atomic_path
+
 logger = logging.getLogger(__name__)
 
 ALPHA = "model.init_args.alpha"
@@ -145,8 +147,8 @@ def draw_all(
 
 
 def _save(figure: plt.Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=110)
     plt.close(figure)
     return path

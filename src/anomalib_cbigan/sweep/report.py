@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from anomalib_cbigan.reports import atomic_write_text, markdown_table, write_tables
+from anomalib_cbigan.atomic_files import atomic_write_text
+from anomalib_cbigan.reports import markdown_table, write_tables
 
 from . import plots
 

@@ -30,6 +30,7 @@ def main() -> None:
     optional = {"patches_per_epoch": 64, "patch_batch_size": 16} if takes_argument(cls, "patches_per_epoch") else {}
     model = cls(input_size=(64, 64), critic_steps=1, visualizer=False, **optional)
     datamodule = LocalMVTecAD(root=root, category="brick", train_batch_size=2, eval_batch_size=4, num_workers=0)
+    initial_norm = torch.nn.utils.parameters_to_vector(model.model.parameters()).abs().sum().item()
     engine = Engine(
         accelerator="cpu",
         devices=2,
@@ -38,20 +39,24 @@ def main() -> None:
         limit_val_batches=0,
         logger=False,
         enable_progress_bar=False,
-        enable_checkpointing=False,
         default_root_dir=output,
     )
     engine.fit(model, datamodule=datamodule)
     rank = engine.trainer.global_rank
     parameters = {key: value.double().sum().item() for key, value in model.model.state_dict().items()}
-    initial = torch.nn.utils.parameters_to_vector(model.model.parameters()).abs().sum().item()
-    (output / f"rank{rank}.json").write_text(json.dumps({
-        "world_size": engine.trainer.world_size,
-        "global_step": engine.trainer.global_step,
-        "batches_seen": int(model.batches_seen),
-        "parameters": parameters,
-        "norm": initial,
-    }))
+    norm = torch.nn.utils.parameters_to_vector(model.model.parameters()).abs().sum().item()
+    (output / f"rank{rank}.json").write_text(
+        json.dumps(
+            {
+                "world_size": engine.trainer.world_size,
+                "global_step": engine.trainer.global_step,
+                "batches_seen": int(model.batches_seen),
+                "parameters": parameters,
+                "norm": norm,
+                "initial_norm": initial_norm,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from torch import optim
 from torchvision.transforms.v2 import Compose, Normalize, Resize
 
 from anomalib_cbigan.models.gan_module import OneClassGanMixin
-from anomalib_cbigan.models.gan_training import check_betas, check_finite, check_range, frozen
+from anomalib_cbigan.models.gan_training import check_betas, check_loss, check_range, frozen
 from anomalib_cbigan.registry import register_model
 
 from .loss import CriticLoss, EncoderGeneratorLoss
@@ -212,7 +212,7 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
                     cycle = (images, model.generator(encoded), prior, model.encoder(generated))
                 real_score = model.critic(images, encoded).score
                 loss = self.generator_loss(real_score, model.critic(generated, prior).score, cycle)
-                self._check_finite(loss, "generator_loss")
+                self._check_loss(loss, "generator_loss")
                 generator_optimizer.zero_grad()
                 self.manual_backward(loss)
                 generator_optimizer.step()
@@ -222,7 +222,7 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
                 encoded = model.encoder(images)
                 generated = model.generator(prior)
             loss, penalty = self.critic_loss(model.critic, (images, encoded), (generated, prior))
-            self._check_finite(loss, "critic_loss")
+            self._check_loss(loss, "critic_loss")
             critic_optimizer.zero_grad()
             self.manual_backward(loss)
             critic_optimizer.step()
@@ -231,6 +231,7 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
         self.batches_seen += 1
         return {"loss": loss.detach()}
 
-    def _check_finite(self, loss: torch.Tensor, name: str) -> None:
+    def _check_loss(self, loss: torch.Tensor, name: str) -> None:
         causes = f"learning rate too high (lr={self.lr}) or gradient-penalty weight too low (gp_weight={self.critic_loss.gp_weight})"
-        check_finite(loss, name, model=self.name, step=int(self.batches_seen), epoch=self.current_epoch, causes=causes)
+        check_loss(loss, name, model=self.name, step=int(self.batches_seen), epoch=self.current_epoch, causes=causes,
+                   checkpoint=self.last_checkpoint())

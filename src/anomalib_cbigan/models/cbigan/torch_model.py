@@ -298,7 +298,7 @@ class CbiganModel(nn.Module):
 
     def check_images(self, images: torch.Tensor) -> None:
         """Raise a clear error for input the networks cannot take."""
-        check_rgb_batch(images, "CBiGAN")
+        check_rgb_batch(images, "CBiGAN", dtype=next(self.parameters()).dtype)
         if tuple(images.shape[-2:]) != self.input_size:
             msg = (
                 f"CBiGAN was built for {self.input_size[0]}x{self.input_size[1]} images, got "

@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader
 from torchvision.transforms.v2 import Compose, Normalize, Resize
 
 from anomalib_cbigan.models.gan_module import OneClassGanMixin
-from anomalib_cbigan.models.gan_training import check_betas, check_finite, check_range, frozen
+from anomalib_cbigan.models.gan_training import check_betas, check_loss, check_range, frozen
 from anomalib_cbigan.registry import register_model
 
 from .anomaly_map import FUSIONS
@@ -215,7 +215,7 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
             encoded = model.encoder(patches)
             generated = model.generator(prior)
         loss = critic_loss(model.critic(patches, encoded), model.critic(generated, prior))
-        self._check_finite(loss, "critic_loss")
+        self._check_loss(loss, "critic_loss")
         critic_optimizer.zero_grad()
         self.manual_backward(loss)
         critic_optimizer.step()
@@ -230,7 +230,7 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
             loss = generator_loss(model.critic(generated, prior)) + encoder_loss(
                 model.critic(patches, encoded), patches, reconstruction, self.reconstruction_weight,
             )  # fmt: skip
-            self._check_finite(loss, "generator_loss")
+            self._check_loss(loss, "generator_loss")
             generator_optimizer.zero_grad()
             self.manual_backward(loss)
             generator_optimizer.step()
@@ -238,9 +238,10 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
         losses["reconstruction_l1"] = float((patches - reconstruction).abs().mean().detach())
         return losses
 
-    def _check_finite(self, loss: torch.Tensor, name: str) -> None:
+    def _check_loss(self, loss: torch.Tensor, name: str) -> None:
         causes = f"learning rate too high (lr={self.lr}) or reconstruction_weight={self.reconstruction_weight}"
-        check_finite(loss, name, model=self.name, step=int(self.batches_seen), epoch=self.current_epoch, causes=causes)
+        check_loss(loss, name, model=self.name, step=int(self.batches_seen), epoch=self.current_epoch, causes=causes,
+                   checkpoint=self.last_checkpoint())
 
     def _normal_training_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         datamodule = self.trainer.datamodule

@@ -265,7 +265,7 @@ class FcbiganModel(nn.Module):
 
     def check_images(self, images: torch.Tensor) -> None:
         """Raise a clear error for input the networks cannot take (any H x W can be scored)."""
-        check_rgb_batch(images, "FCBiGAN")
+        check_rgb_batch(images, "FCBiGAN", dtype=next(self.parameters()).dtype)
 
     def check_training_images(self, images: torch.Tensor) -> None:
         """Training also needs images at least as large as a patch."""
