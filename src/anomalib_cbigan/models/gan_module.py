@@ -22,8 +22,10 @@ import torch
 from anomalib import LearningType
 from anomalib.data import Batch
 from anomalib.metrics import Evaluator
+from anomalib.pre_processing import PreProcessor
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.types import STEP_OUTPUT
+from torchvision.transforms.v2 import Compose, Normalize, Resize
 
 from anomalib_cbigan.metrics import evaluator_with_balanced_accuracy
 
@@ -106,6 +108,23 @@ def restore_rng_states(states: dict[str, Any]) -> None:
     random.setstate((states["python_version"], tuple(states["python"]), None))
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def tanh_range_pre_processor(image_size: tuple[int, int] | None) -> PreProcessor:
+    """Resize to ``image_size`` (unless ``None``) and scale [0, 1] images to the generators' tanh range [-1, 1].
+
+    The resize does not antialias: anomalib's exported graph cannot, and a model trained on antialiased
+    images would then score exported inputs differently (the official CBiGAN code's ``tf.image.resize``
+    does not antialias either).
+
+    Example:
+        >>> [type(t).__name__ for t in tanh_range_pre_processor((64, 64)).transform.transforms]
+        ['Resize', 'Normalize']
+    """
+    normalize = Normalize(mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5])
+    if image_size is None:
+        return PreProcessor(transform=Compose([normalize]))
+    return PreProcessor(transform=Compose([Resize(image_size, antialias=False), normalize]))
 
 
 class OneClassGanMixin:

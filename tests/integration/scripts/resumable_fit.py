@@ -20,7 +20,7 @@ from lightning import Callback, LightningModule, Trainer, seed_everything
 from anomalib_cbigan.data import LocalMVTecAD
 from anomalib_cbigan.registry import model_class, takes_argument
 
-EPOCHS = 3
+EPOCHS = 2
 
 
 def build(name: str, root: Path, work_dir: Path, callbacks: list[Callback] | None = None) -> tuple:

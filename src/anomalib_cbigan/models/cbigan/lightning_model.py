@@ -31,9 +31,8 @@ from anomalib.pre_processing import PreProcessor
 from anomalib.visualization import Visualizer
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import optim
-from torchvision.transforms.v2 import Compose, Normalize, Resize
 
-from anomalib_cbigan.models.gan_module import OneClassGanMixin
+from anomalib_cbigan.models.gan_module import OneClassGanMixin, tanh_range_pre_processor
 from anomalib_cbigan.models.gan_training import check_betas, check_loss, check_range, frozen
 from anomalib_cbigan.registry import register_model
 
@@ -166,21 +165,8 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
 
     @classmethod
     def configure_pre_processor(cls, image_size: tuple[int, int] | None = None, *, resize: bool = True) -> PreProcessor:
-        """Resize to ``image_size`` (unless ``resize=False``) and scale [0, 1] images to G's tanh range [-1, 1].
-
-        The resize does not antialias: anomalib's exported graph cannot, and a model trained on
-        antialiased images would then score exported inputs differently (the official code's
-        ``tf.image.resize`` does not antialias either).
-        """
-        image_size = image_size or (128, 128)
-        return PreProcessor(
-            transform=Compose(
-                [
-                    Resize(image_size, antialias=False),
-                    Normalize(mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5]),
-                ]
-            ),
-        )
+        """Resize to ``image_size`` (unless ``resize=False``) and scale [0, 1] images to G's tanh range [-1, 1]."""
+        return tanh_range_pre_processor((image_size or (128, 128)) if resize else None)
 
     def configure_optimizers(self) -> list[optim.Optimizer]:
         """Adam for E and G together, Adam for D (paper: lr 1e-4; betas from the official code)."""

@@ -34,9 +34,8 @@ from anomalib.visualization import Visualizer
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import optim
 from torch.utils.data import DataLoader
-from torchvision.transforms.v2 import Compose, Normalize, Resize
 
-from anomalib_cbigan.models.gan_module import OneClassGanMixin
+from anomalib_cbigan.models.gan_module import OneClassGanMixin, tanh_range_pre_processor
 from anomalib_cbigan.models.gan_training import check_betas, check_loss, check_range, frozen
 from anomalib_cbigan.registry import register_model
 
@@ -169,10 +168,7 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
     @classmethod
     def configure_pre_processor(cls, image_size: tuple[int, int] | None = None) -> PreProcessor:
         """Scale [0, 1] images to [-1, 1]; resize (no antialias, as exported graphs) only if asked."""
-        normalize = Normalize(mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5])
-        if image_size is None:
-            return PreProcessor(transform=Compose([normalize]))
-        return PreProcessor(transform=Compose([Resize(image_size, antialias=False), normalize]))
+        return tanh_range_pre_processor(image_size)
 
     def configure_optimizers(self) -> list[optim.Optimizer]:
         """Adam for E and G together, Adam for D (LSGAN/DCGAN settings; the thesis gives none)."""
