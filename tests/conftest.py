@@ -14,8 +14,9 @@ logging.getLogger("anomalib").setLevel(logging.WARNING)
 
 # Small and fast: 64 px inputs, the embedded generator with few images.
 FAST_MODEL_ARGS = {"input_size": (64, 64), "critic_steps": 1, "visualizer": False}
-# Settings only some models take, applied to those that do (FCBiGAN's 12,000 patches an epoch).
-FAST_OPTIONAL_ARGS = {"patches_per_epoch": 256}
+# Settings only some models take, applied to those that do (FCBiGAN's 12,000 patches an epoch,
+# Skip-GANomaly's and SAGAN's 64 channels).
+FAST_OPTIONAL_ARGS = {"patches_per_epoch": 256, "width": 16}
 
 
 def fast_args_for(name: str) -> dict:

@@ -1,9 +1,9 @@
-"""CBiGAN, EGBAD and FCBiGAN anomaly detectors as anomalib model plugins.
+"""CBiGAN, EGBAD, FCBiGAN, Skip-GANomaly and SAGAN anomaly detectors as anomalib model plugins.
 
 Example:
-    >>> from anomalib_cbigan import Cbigan, Egbad, Fcbigan, list_models
+    >>> from anomalib_cbigan import Cbigan, Egbad, Fcbigan, Sagan, Skipganomaly, list_models
     >>> list_models()
-    ['Cbigan', 'Egbad', 'Fcbigan']
+    ['Cbigan', 'Egbad', 'Fcbigan', 'Sagan', 'Skipganomaly']
 
 The public names are resolved lazily (PEP 562) so that the start-up hook in
 :mod:`anomalib_cbigan._autoload` can import this package without importing torch.
@@ -20,6 +20,8 @@ _LAZY = {
     "Cbigan": "anomalib_cbigan.models",
     "Egbad": "anomalib_cbigan.models",
     "Fcbigan": "anomalib_cbigan.models",
+    "Sagan": "anomalib_cbigan.models",
+    "Skipganomaly": "anomalib_cbigan.models",
     "list_models": "anomalib_cbigan.registry",
     "model_class": "anomalib_cbigan.registry",
     "TextureAnomalies": "anomalib_cbigan.data",

@@ -3,5 +3,7 @@
 from .cbigan import Cbigan
 from .egbad import Egbad
 from .fcbigan import Fcbigan
+from .sagan import Sagan
+from .skipganomaly import Skipganomaly
 
-__all__ = ["Cbigan", "Egbad", "Fcbigan"]
+__all__ = ["Cbigan", "Egbad", "Fcbigan", "Sagan", "Skipganomaly"]

@@ -1,9 +1,9 @@
-"""Fit one registered model for a few steps with DDP on 2 CPU processes (gloo); each rank writes its parameters.
+"""Fit registered models for a few steps with DDP on 2 CPU processes (gloo); each rank writes its parameters.
 
 Run by tests/integration/test_reliability.py as a script, because Lightning's ``ddp`` strategy starts the
 other rank by running the same command again.
 
-Usage: python ddp_fit.py MODEL MVTEC_ROOT OUTPUT_DIR
+Usage: python ddp_fit.py MODEL[,MODEL...] MVTEC_ROOT OUTPUT_DIR
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from anomalib_cbigan.registry import model_class, takes_argument
 warnings.filterwarnings("ignore")
 
 
-def main() -> None:
-    name, root, output = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+def fit(name: str, root: Path, output: Path) -> None:
+    """Fit ``name`` for 4 steps on this rank; write what the test compares across ranks."""
     seed_everything(0, verbose=False)
     cls = model_class(name)
-    optional = {"patches_per_epoch": 64, "patch_batch_size": 16} if takes_argument(cls, "patches_per_epoch") else {}
+    small = {"patches_per_epoch": 64, "patch_batch_size": 16, "width": 16}  # for the models that take them
+    optional = {key: value for key, value in small.items() if takes_argument(cls, key)}
     model = cls(input_size=(64, 64), critic_steps=1, visualizer=False, **optional)
     datamodule = LocalMVTecAD(root=root, category="brick", train_batch_size=2, eval_batch_size=4, num_workers=0)
     initial_norm = torch.nn.utils.parameters_to_vector(model.model.parameters()).abs().sum().item()
@@ -39,24 +40,31 @@ def main() -> None:
         limit_val_batches=0,
         logger=False,
         enable_progress_bar=False,
-        default_root_dir=output,
+        default_root_dir=output / name,
     )
     engine.fit(model, datamodule=datamodule)
     rank = engine.trainer.global_rank
-    parameters = {key: value.double().sum().item() for key, value in model.model.state_dict().items()}
+    # Learnable parameters only: batch-norm running statistics are each rank's own (rank 0's are checkpointed;
+    # on GPUs `sync_batchnorm=True` shares them, on CPU SyncBatchNorm does not exist).
+    parameters = {key: value.double().sum().item() for key, value in model.model.named_parameters()}
     norm = torch.nn.utils.parameters_to_vector(model.model.parameters()).abs().sum().item()
-    (output / f"rank{rank}.json").write_text(
-        json.dumps(
-            {
-                "world_size": engine.trainer.world_size,
-                "global_step": engine.trainer.global_step,
-                "batches_seen": int(model.batches_seen),
-                "parameters": parameters,
-                "norm": norm,
-                "initial_norm": initial_norm,
-            }
-        )
-    )
+    (output / f"{name}_rank{rank}.json").write_text(
+        json.dumps({
+            "world_size": engine.trainer.world_size,
+            "global_step": engine.trainer.global_step,
+            "batches_seen": int(model.batches_seen),
+            "parameters": parameters,
+            "norm": norm,
+            "initial_norm": initial_norm,
+        })
+    )  # fmt: skip
+
+
+def main() -> None:
+    """Every model named (comma-separated) in turn, in one pair of processes: their start-up is paid once."""
+    names, root, output = sys.argv[1].split(","), Path(sys.argv[2]), Path(sys.argv[3])
+    for name in names:
+        fit(name, root, output)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ def build(name: str, root: Path, work_dir: Path, callbacks: list[Callback] | Non
     seed_everything(42, verbose=False)
     torch.use_deterministic_algorithms(True)
     cls = model_class(name)
-    optional = {"patches_per_epoch": 64, "patch_batch_size": 16} if takes_argument(cls, "patches_per_epoch") else {}
+    small = {"patches_per_epoch": 64, "patch_batch_size": 16, "width": 16}  # for the models that take them
+    optional = {key: value for key, value in small.items() if takes_argument(cls, key)}
     model = cls(input_size=(64, 64), critic_steps=2, visualizer=False, **optional)
     datamodule = LocalMVTecAD(root=root, category="brick", train_batch_size=2, eval_batch_size=4, num_workers=0)
     engine = Engine(

@@ -1,0 +1,186 @@
+"""Skip-GANomaly: Skip Connected and Adversarially Trained Encoder-Decoder Anomaly Detection.
+
+A U-Net generator reconstructs the image; a DCGAN discriminator tells images from reconstructions and lends
+its last feature map to the latent loss and to the anomaly score
+``A(x) = lambda * |x - G(x)|_1 + (1 - lambda) * |f(x) - f(G(x))|_2^2``.
+
+Example:
+    >>> from anomalib.engine import Engine
+    >>> from anomalib_cbigan import Skipganomaly
+    >>> from anomalib_cbigan.data import TextureAnomalies
+    >>> model = Skipganomaly(input_size=(64, 64))
+    >>> Engine(max_epochs=15).fit(model, datamodule=TextureAnomalies(category="grass"))  # doctest: +SKIP
+
+Paper:
+    Akçay, Atapour-Abarghouei, Breckon, "Skip-GANomaly: Skip Connected and Adversarially Trained
+    Encoder-Decoder Anomaly Detection", IJCNN 2019, https://arxiv.org/abs/1901.08954.
+    Official code: samet-akcay/skip-ganomaly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from anomalib.data import Batch
+from anomalib.metrics import Evaluator
+from anomalib.models.components import AnomalibModule
+from anomalib.post_processing import PostProcessor
+from anomalib.pre_processing import PreProcessor
+from anomalib.visualization import Visualizer
+from lightning.pytorch.utilities.types import STEP_OUTPUT
+from torch import nn, optim
+
+from anomalib_cbigan.models.gan_module import OneClassGanMixin, tanh_range_pre_processor
+from anomalib_cbigan.models.gan_training import check_betas, check_loss, check_range, frozen
+from anomalib_cbigan.registry import register_model
+
+from .loss import DiscriminatorLoss, GeneratorLoss
+from .torch_model import SkipganomalyModel
+
+# The official code re-initialises a discriminator whose loss falls below this (it has won; G gets no signal).
+DISCRIMINATOR_RESET_LOSS = 1e-5
+
+
+@register_model
+class Skipganomaly(OneClassGanMixin, AnomalibModule):
+    """Skip-GANomaly Lightning module: hyper-parameters, optimisers and the generator/discriminator steps.
+
+    Args:
+        input_size (Sequence[int]): Square, power-of-two side the pre-processor resizes to. Defaults to ``(64, 64)``.
+        width (int): Channels of the first U-Net and discriminator level. Defaults to ``64`` (official code).
+        adversarial_weight (float): ``w_adv``. Defaults to ``1``.
+        contextual_weight (float): ``w_con``, of ``|x - G(x)|_1``. Defaults to ``40``.
+        latent_weight (float): ``w_lat``, of ``|f(x) - f(G(x))|_2^2``. Defaults to ``1``.
+        lambda_ (float): Weight of the reconstruction term in the score, in [0, 1]. Defaults to ``0.9``.
+        lr (float): Adam learning rate of both optimisers. Defaults to ``2e-4``.
+        betas (Sequence[float]): Adam betas of both optimisers. Defaults to ``(0.5, 0.999)``.
+        critic_steps (int): Discriminator updates per batch, after the generator's. Defaults to ``1``.
+        batch_size (int | None): Training batch size; ``None`` keeps the datamodule's. Defaults to ``None``.
+        anomaly_map_sigma (float): Gaussian smoothing of the map. Defaults to ``4``.
+        pre_processor, post_processor, evaluator, visualizer: as every anomalib model.
+
+    Example:
+        >>> from anomalib_cbigan import Skipganomaly
+        >>> Skipganomaly(input_size=(32, 32)).model.input_size
+        (32, 32)
+    """
+
+    sagan = False  # SAGAN's generator blocks (the Sagan subclass)
+
+    def __init__(
+        self,
+        input_size: Sequence[int] = (64, 64),
+        width: int = 64,
+        adversarial_weight: float = 1.0,
+        contextual_weight: float = 40.0,
+        latent_weight: float = 1.0,
+        lambda_: float = 0.9,
+        lr: float = 2e-4,
+        betas: Sequence[float] = (0.5, 0.999),
+        critic_steps: int = 1,
+        batch_size: int | None = None,
+        anomaly_map_sigma: float = 4.0,
+        pre_processor: PreProcessor | bool = True,
+        post_processor: PostProcessor | bool = True,
+        evaluator: Evaluator | bool = True,
+        visualizer: Visualizer | bool = True,
+    ) -> None:
+        check_range("lambda_", lambda_, 0.0, 1.0)
+        betas = check_betas("betas", betas)
+        checks = {
+            "width": width >= 1,
+            "adversarial_weight": adversarial_weight >= 0,
+            "contextual_weight": contextual_weight >= 0,
+            "latent_weight": latent_weight >= 0,
+            "lr": lr > 0,
+            "critic_steps": critic_steps >= 1,
+            "batch_size": batch_size is None or batch_size >= 1,
+            "anomaly_map_sigma": anomaly_map_sigma > 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                msg = f"{name} has an invalid value: {locals()[name]!r}"
+                raise ValueError(msg)
+        if pre_processor is True:
+            pre_processor = tanh_range_pre_processor(tuple(input_size))
+        super().__init__(
+            pre_processor=pre_processor,
+            post_processor=post_processor,
+            evaluator=evaluator,
+            visualizer=visualizer,
+        )
+        size = self.input_size or tuple(input_size)  # a custom pre-processor decides what the networks see
+        self.model = SkipganomalyModel(
+            input_size=size,
+            width=width,
+            sagan=self.sagan,
+            lambda_=lambda_,
+            anomaly_map_sigma=anomaly_map_sigma,
+        )
+        self.generator_loss = GeneratorLoss(adversarial_weight, contextual_weight, latent_weight)
+        self.discriminator_loss = DiscriminatorLoss()
+        self.lr = lr
+        self.betas = betas
+        self.critic_steps = critic_steps
+        self.batch_size = batch_size
+        self.automatic_optimization = False
+        self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))  # checkpointed, as in every model
+        self.batches_seen: torch.Tensor
+
+    def configure_optimizers(self) -> list[optim.Optimizer]:
+        """Adam for G, Adam for D (both papers: lr 2e-4, betas (0.5, 0.999))."""
+        return [
+            optim.Adam(self.model.generator.parameters(), lr=self.lr, betas=self.betas),
+            optim.Adam(self.model.critic.parameters(), lr=self.lr, betas=self.betas),
+        ]
+
+    def training_step(self, batch: Batch, batch_idx: int) -> STEP_OUTPUT:
+        """One generator update, then ``critic_steps`` discriminator updates, on the same batch."""
+        del batch_idx
+        generator_optimizer, critic_optimizer = self.optimizers()
+        images = batch.image
+        model = self.model
+        model.check_images(images)
+        epoch_mean = {"on_step": False, "on_epoch": True, "batch_size": len(images)}
+        with frozen(model.critic):
+            reconstructions = model.generator(images)
+            fake_logits, fake_features = model.critic(reconstructions)
+            _, real_features = model.critic(images)
+            loss = self.generator_loss(images, reconstructions, fake_logits, real_features.detach(), fake_features)
+            self._check_loss(loss, "generator_loss")
+            generator_optimizer.zero_grad()
+            self.manual_backward(loss)
+            generator_optimizer.step()
+        self.log("generator_loss", loss.detach(), prog_bar=True, **epoch_mean)
+        reconstructions = reconstructions.detach()
+        for _ in range(self.critic_steps):
+            real_logits, _ = model.critic(images)
+            fake_logits, _ = model.critic(reconstructions)
+            critic_loss = self.discriminator_loss(real_logits, fake_logits)
+            self._check_loss(critic_loss, "critic_loss")
+            critic_optimizer.zero_grad()
+            self.manual_backward(critic_loss)
+            critic_optimizer.step()
+        if critic_loss.item() < DISCRIMINATOR_RESET_LOSS:
+            model.critic.apply(_reset_parameters)
+        self.log("critic_loss", critic_loss.detach(), prog_bar=True, **epoch_mean)
+        self.batches_seen += 1
+        return {"loss": loss.detach()}
+
+    def _check_loss(self, loss: torch.Tensor, name: str) -> None:
+        causes = f"learning rate too high (lr={self.lr})"
+        check_loss(
+            loss,
+            name,
+            model=self.name,
+            step=int(self.batches_seen),
+            epoch=self.current_epoch,
+            causes=causes,
+            checkpoint=self.last_checkpoint(),
+        )
+
+
+def _reset_parameters(module: nn.Module) -> None:
+    if hasattr(module, "reset_parameters"):
+        module.reset_parameters()
