@@ -112,19 +112,18 @@ def test_an_exploding_critic_is_a_divergence_too() -> None:
         check_loss(torch.tensor(3e7), "critic_loss", model="Cbigan", step=12, epoch=2, causes="lr")
 
 
-def test_ddp_on_two_cpu_processes_keeps_the_ranks_identical(mvtec_root: Path, tmp_path: Path) -> None:
-    """Every registered model, one after the other in one DDP process pair (gloo)."""
-    names = list_models()
+@pytest.mark.parametrize("name", list_models())
+def test_ddp_on_two_cpu_processes_keeps_the_ranks_identical(name: str, mvtec_root: Path, tmp_path: Path) -> None:
+    # One process pair per model: several fits in one DDP script once lost a rank in CI (gloo "connection closed").
     result = subprocess.run(
-        [sys.executable, str(SCRIPTS / "ddp_fit.py"), ",".join(names), str(mvtec_root), str(tmp_path)],
-        capture_output=True, text=True, timeout=900, check=False, cwd=tmp_path,
+        [sys.executable, str(SCRIPTS / "ddp_fit.py"), name, str(mvtec_root), str(tmp_path)],
+        capture_output=True, text=True, timeout=600, check=False, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    for name in names:
-        ranks = [json.loads((tmp_path / f"{name}_rank{rank}.json").read_text()) for rank in (0, 1)]
-        assert [rank["world_size"] for rank in ranks] == [2, 2], name
-        assert ranks[0]["batches_seen"] == ranks[1]["batches_seen"] > 0, name
-        for key, value in ranks[0]["parameters"].items():
-            assert ranks[1]["parameters"][key] == pytest.approx(value, rel=1e-6, abs=1e-6), f"{name}: {key}"
-        # ...and they trained: the weights moved away from the (seeded, shared) initial ones.
-        assert ranks[0]["norm"] != pytest.approx(ranks[0]["initial_norm"], rel=1e-9), name
+    ranks = [json.loads((tmp_path / f"{name}_rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert [rank["world_size"] for rank in ranks] == [2, 2]
+    assert ranks[0]["batches_seen"] == ranks[1]["batches_seen"] > 0
+    for key, value in ranks[0]["parameters"].items():
+        assert ranks[1]["parameters"][key] == pytest.approx(value, rel=1e-6, abs=1e-6), key
+    # ...and they trained: the weights moved away from the (seeded, shared) initial ones.
+    assert ranks[0]["norm"] != pytest.approx(ranks[0]["initial_norm"], rel=1e-9)

@@ -135,3 +135,18 @@ def test_a_jobs_initial_weights_depend_on_its_seed_only(tmp_path: Path, mvtec_ro
     for job in (second, third):
         for name, value in first.model.state_dict().items():
             torch.testing.assert_close(value, job.model.state_dict()[name], rtol=0, atol=0, equal_nan=True, msg=name)
+
+
+def test_a_planned_sweep_is_not_built_again_before_its_jobs(
+    tmp_path: Path, mvtec_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from anomalib_cbigan.sweep import generator as generator_module
+
+    builds = []
+    build = generator_module._build
+    monkeypatch.setattr(generator_module, "_build", lambda parser, job: builds.append(job) or build(parser, job))
+    benchmark = minimal(data={"class_path": "LocalMVTecAD", "init_args": {"root": str(mvtec_root), "category": "brick"}})
+    generator = SweepJobGenerator("cpu", tmp_path)
+    generator.plan(benchmark)  # Sweep.run checks the plan first...
+    list(generator.generate_jobs(benchmark, None))  # ...then the runner asks for the jobs
+    assert len(builds) == 2  # one check, one job; not a second check

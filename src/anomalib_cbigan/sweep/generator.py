@@ -17,6 +17,7 @@ every key with a ``grid`` list multiplies the jobs). What differs from anomalib'
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -87,6 +88,7 @@ class SweepJobGenerator(BenchmarkJobGenerator):
         super().__init__(accelerator)
         self.output_dir = Path(output_dir)
         self.threads = threads
+        self._planned: tuple[str, list[dict[str, Any]]] | None = None  # (args as JSON, their grid points)
 
     @property
     def job_class(self) -> type:
@@ -99,6 +101,10 @@ class SweepJobGenerator(BenchmarkJobGenerator):
         Each distinct model and datamodule configuration is built once here (and dropped), so a value
         the constructor refuses (``alpha: 3``) stops the sweep before its first job, not in the middle.
         """
+        fingerprint = json.dumps(args, sort_keys=True, default=str)
+        if self._planned is not None and self._planned[0] == fingerprint:  # checked once (Sweep.run), reused by the runner
+            return self._planned[1]
+        args = copy.deepcopy(args)  # building the classes must not change the caller's configuration
         if not args:
             msg = "The sweep configuration has no `benchmark` section: nothing to run."
             raise SweepConfigError(msg)
@@ -116,6 +122,7 @@ class SweepJobGenerator(BenchmarkJobGenerator):
                 continue
             _build(parser, container)
             built |= keys
+        self._planned = (fingerprint, containers)
         return containers
 
     def job_ids(self, containers: list[dict[str, Any]]) -> list[str]:

@@ -1,9 +1,9 @@
-"""Fit registered models for a few steps with DDP on 2 CPU processes (gloo); each rank writes its parameters.
+"""Fit one registered model for a few steps with DDP on 2 CPU processes (gloo); each rank writes its parameters.
 
 Run by tests/integration/test_reliability.py as a script, because Lightning's ``ddp`` strategy starts the
 other rank by running the same command again.
 
-Usage: python ddp_fit.py MODEL[,MODEL...] MVTEC_ROOT OUTPUT_DIR
+Usage: python ddp_fit.py MODEL MVTEC_ROOT OUTPUT_DIR
 """
 
 from __future__ import annotations
@@ -61,10 +61,8 @@ def fit(name: str, root: Path, output: Path) -> None:
 
 
 def main() -> None:
-    """Every model named (comma-separated) in turn, in one pair of processes: their start-up is paid once."""
-    names, root, output = sys.argv[1].split(","), Path(sys.argv[2]), Path(sys.argv[3])
-    for name in names:
-        fit(name, root, output)
+    """Fit the model named on the command line."""
+    fit(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]))
 
 
 if __name__ == "__main__":
