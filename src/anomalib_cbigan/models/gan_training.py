@@ -41,6 +41,21 @@ def check_range(name: str, value: float, low: float, high: float, *, high_open: 
         raise ValueError(msg)
 
 
+def check_arguments(checks: dict[str, bool], values: dict[str, object]) -> None:
+    """Raise ``ValueError`` naming the first argument whose check failed, with its value from ``values``.
+
+    Example:
+        >>> check_arguments({"lr": -1 > 0}, {"lr": -1})
+        Traceback (most recent call last):
+        ...
+        ValueError: lr has an invalid value: -1
+    """
+    for name, ok in checks.items():
+        if not ok:
+            msg = f"{name} has an invalid value: {values[name]!r}"
+            raise ValueError(msg)
+
+
 def check_betas(name: str, betas: tuple[float, ...] | list[float]) -> tuple[float, float]:
     """Adam betas: two numbers in [0, 1)."""
     if len(betas) != 2:

@@ -33,7 +33,7 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import optim
 
 from anomalib_cbigan.models.gan_module import OneClassGanMixin, tanh_range_pre_processor
-from anomalib_cbigan.models.gan_training import check_betas, check_loss, check_range, frozen
+from anomalib_cbigan.models.gan_training import check_arguments, check_betas, check_loss, check_range, frozen
 from anomalib_cbigan.registry import register_model
 
 from .loss import CriticLoss, EncoderGeneratorLoss
@@ -120,10 +120,7 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
             "anomaly_map_sigma": anomaly_map_sigma > 0,
             "batch_size": batch_size is None or batch_size >= 1,
         }
-        for name, ok in checks.items():
-            if not ok:
-                msg = f"{name} has an invalid value: {locals()[name]!r}"
-                raise ValueError(msg)
+        check_arguments(checks, locals())
         if len(input_size) != 2:
             msg = f"input_size must be (height, width), got {input_size}"
             raise ValueError(msg)

@@ -36,7 +36,7 @@ from torch import optim
 from torch.utils.data import DataLoader
 
 from anomalib_cbigan.models.gan_module import OneClassGanMixin, tanh_range_pre_processor
-from anomalib_cbigan.models.gan_training import check_betas, check_loss, check_range, frozen
+from anomalib_cbigan.models.gan_training import check_arguments, check_betas, check_loss, check_range, frozen
 from anomalib_cbigan.registry import register_model
 
 from .anomaly_map import FUSIONS
@@ -123,10 +123,7 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
             "critic_widths": len(critic_widths) >= 1 and min(critic_widths) >= 1,
             "fusion": fusion in FUSIONS,
         }
-        for name, ok in checks.items():
-            if not ok:
-                msg = f"{name} has an invalid value: {locals()[name]!r}"
-                raise ValueError(msg)
+        check_arguments(checks, locals())
         if input_size is not None and (len(input_size) != 2 or min(input_size) < patch_size):
             msg = f"input_size must be (height, width), each at least patch_size={patch_size}; got {input_size}"
             raise ValueError(msg)

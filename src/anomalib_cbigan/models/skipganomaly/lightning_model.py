@@ -32,7 +32,7 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import nn, optim
 
 from anomalib_cbigan.models.gan_module import OneClassGanMixin, tanh_range_pre_processor
-from anomalib_cbigan.models.gan_training import check_betas, check_loss, check_range, frozen
+from anomalib_cbigan.models.gan_training import check_arguments, check_betas, check_loss, check_range, frozen
 from anomalib_cbigan.registry import register_model
 
 from .loss import DiscriminatorLoss, GeneratorLoss
@@ -98,10 +98,7 @@ class Skipganomaly(OneClassGanMixin, AnomalibModule):
             "batch_size": batch_size is None or batch_size >= 1,
             "anomaly_map_sigma": anomaly_map_sigma > 0,
         }
-        for name, ok in checks.items():
-            if not ok:
-                msg = f"{name} has an invalid value: {locals()[name]!r}"
-                raise ValueError(msg)
+        check_arguments(checks, locals())
         if pre_processor is True:
             pre_processor = tanh_range_pre_processor(tuple(input_size))
         super().__init__(
