@@ -1,4 +1,4 @@
-"""The paper's maximum balanced accuracy against scikit-learn's ROC, by hand, and in anomalib's Evaluator."""
+"""The paper's maximum balanced accuracy against scikit-learn's ROC, by hand, and in anomalib's Evaluator; raw-score AUROC."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from anomalib.data import ImageBatch
+from anomalib.data import ImageBatch, InferenceBatch
 from anomalib.metrics import AUROC, Evaluator
-from sklearn.metrics import roc_curve
+from sklearn.metrics import roc_auc_score, roc_curve
 
-from anomalib_cbigan.metrics import MaxBalancedAccuracy
+from anomalib_cbigan import Cbigan
+from anomalib_cbigan.metrics import MaxBalancedAccuracy, raw_image_auroc
 from anomalib_cbigan.metrics.balanced_accuracy import _MaxBalancedAccuracy
 
 
@@ -79,3 +80,29 @@ def test_plugs_into_anomalibs_evaluator_next_to_auroc() -> None:
             metric.update(batch)
         values = {metric.name: float(metric.compute()) for metric in evaluator.test_metrics}
     assert values == {"image_AUROC": pytest.approx(0.75), "image_MaxBalancedAccuracy": pytest.approx(0.75)}
+
+
+class _ScoreIsMeanTimes(torch.nn.Module):
+    """A stand-in torch model whose raw score is the image mean times a large factor."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, images: torch.Tensor) -> InferenceBatch:
+        return InferenceBatch(pred_score=images.mean(dim=(1, 2, 3)) * self.factor)
+
+
+@pytest.mark.parametrize("factor", [1e-3, 1.0, 1e4])
+def test_raw_image_auroc_equals_scikit_learn_at_any_score_scale(factor: float) -> None:
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(20, 3, 32, 32, generator=generator)
+    labels = torch.tensor([0, 1] * 10)
+    images += labels.view(-1, 1, 1, 1) * torch.rand(20, 1, 1, 1, generator=generator) * 0.01
+    model = Cbigan(input_size=(32, 32))
+    model.model = _ScoreIsMeanTimes(factor)
+    batches = [ImageBatch(image=images[:10], gt_label=labels[:10]), ImageBatch(image=images[10:], gt_label=labels[10:])]
+    # Raw scores of 1e3 and more would all become 1.0 through torchmetrics' sigmoid (AUROC 0.5).
+    expected = roc_auc_score(labels.numpy(), images.mean(dim=(1, 2, 3)).numpy())
+    assert raw_image_auroc(model, batches) == pytest.approx(expected)
+    assert 0.5 < expected < 1.0

@@ -1,10 +1,11 @@
-"""Shapes and input checks of the CBiGAN networks."""
+"""Shapes, input checks and initialisation of the CBiGAN networks."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from anomalib.data import InferenceBatch
+from torch import nn
 
 from anomalib_cbigan.models.cbigan.torch_model import CbiganModel, check_input_size
 
@@ -104,3 +105,25 @@ def test_tiled_scoring_takes_the_maximum_tile_score_and_stitches_the_maps() -> N
     torch.testing.assert_close(output.pred_score, expected_score)
     assert output.anomaly_map.shape == (2, 1, 128, 192)
     torch.testing.assert_close(output.anomaly_map[..., 64:128, 128:192], per_tile[5].anomaly_map)
+
+
+def test_he_normal_initialisation_matches_keras() -> None:
+    """Every conv/dense weight: std sqrt(2 / fan_in), truncated at two std; biases zero; `init="torch"` differs."""
+    torch.manual_seed(0)
+    model = CbiganModel((64, 64))
+    layers = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    assert layers
+    for layer in layers:
+        fan_in = layer.weight[0].numel()
+        std = (2 / fan_in) ** 0.5
+        bound = 2 * std / 0.87962566103423978
+        assert float(layer.weight.abs().max()) <= bound + 1e-6
+        if layer.weight.numel() >= 2000:  # enough weights to estimate the spread
+            assert float(layer.weight.std()) == pytest.approx(std, rel=0.1)
+        if layer.bias is not None:
+            assert float(layer.bias.abs().max()) == 0.0
+    torch.manual_seed(0)
+    default = CbiganModel((64, 64), init="torch")
+    assert float(default.generator.project.weight.std()) < 0.6 * float(model.generator.project.weight.std())
+    with pytest.raises(ValueError, match="init must be one of"):
+        CbiganModel((64, 64), init="xavier")
