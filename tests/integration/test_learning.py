@@ -18,7 +18,7 @@ from anomalib_cbigan import Cbigan, Egbad
 from anomalib_cbigan.data import TextureAnomalies, build_texture_dataset
 
 RATIO_CEILING = 0.7
-EPOCHS = 60  # 60 training images, batches of 4: 900 batches, half of them E/G steps
+EPOCHS = 40  # 60 training images, batches of 4: 600 batches, half of them E/G steps
 
 
 def _normal_reconstruction_error(model: Cbigan, datamodule: TextureAnomalies) -> float:
