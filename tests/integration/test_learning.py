@@ -3,8 +3,8 @@
 The image-AUROC floor is ``tests/integration/test_quality_floor.py`` (the paper's texture
 protocol). This test checks the other half of the paper's point on whole 64-px images: after a
 minute of training CBiGAN's reconstruction ``G(E(x))`` of normal test images is much closer than
-the untrained networks' and closer than EGBAD's after the same training (the consistency term
-aligns E and G; EGBAD's does not improve)."""
+the untrained networks' and closer than EGBAD's after the same training, because the consistency
+term aligns E and G (measured, normal-image L1: untrained 1.043, CBiGAN 0.180, EGBAD 0.257)."""
 
 from __future__ import annotations
 
