@@ -4,9 +4,9 @@ Each row is one (model, category, seed): anomalib's test metrics after a short t
 and the same metrics for the same architecture untrained (a validation pass first, so that
 anomalib's post-processor has normalisation statistics; without them anomalib's AUROC
 squashes raw scores through a sigmoid and reports 0.5). The untrained row is the floor a
-broken training would sit on; an image-AUROC floor test is to be calibrated from these rows
-(not yet: see the CBiGAN README). The default suite's learning floor is
-``tests/integration/test_learning.py``.
+broken training would sit on; ``tests/integration/test_quality_floor.py``'s image-AUROC floor was
+calibrated from these rows (``--texture-protocol 64``, below). ``image_AUROC_raw`` is the AUROC of
+the raw scores, before anomalib's normalisation.
 
 Usage:
     python benchmarks/embedded_quality.py --epochs 40 --seeds 0 1 2 --categories brick grass gravel
