@@ -1,7 +1,9 @@
-"""Training steps: each updates only its own networks; no NaN; divergence stops with a clear error."""
+"""Training steps: each updates only its own networks; no NaN; divergence stops with a clear error; memory
+format and precision."""
 
 from __future__ import annotations
 
+import math
 from unittest import mock
 
 import lightning
@@ -9,7 +11,7 @@ import pytest
 import torch
 from anomalib.data import ImageBatch
 
-from anomalib_cbigan import Cbigan, Fcbigan
+from anomalib_cbigan import Cbigan, Fcbigan, list_models, model_class
 
 
 class _Harness:
@@ -143,3 +145,64 @@ def test_fcbigan_divergence_stops_with_a_message_naming_the_loss(fcbigan_harness
     images = torch.full((1, 3, 48, 48), float("nan"))
     with pytest.raises(FloatingPointError, match=r"critic_loss is nan.*lr="):
         fcbigan_harness.step(images)
+
+
+# Memory format and precision: channels_last changes the layout, never the numbers; bf16 only the training steps.
+
+
+def _train_two_batches(
+    name: str, args: dict, *, sgd: bool = False, **speed: object
+) -> tuple[list[float], list[torch.Tensor]]:
+    lightning.seed_everything(0, verbose=False)
+    model = model_class(name)(**args, **speed)
+    harness = _Harness(model)
+    if sgd:  # the models' own parameter groups, plain SGD: an update is exactly lr x gradient
+        harness.optimizers[:] = [torch.optim.SGD(o.param_groups[0]["params"], lr=1e-2) for o in harness.optimizers]
+    lightning.seed_everything(1, verbose=False)
+    images = torch.rand(2, 3, 64, 64) * 2 - 1
+    losses = [float(harness.step(images)) for _ in range(2)]  # CBiGAN/EGBAD: a D step, then an E/G step
+    return losses, [p.detach().clone().contiguous() for p in model.model.parameters()]
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_channels_last_trains_to_the_same_numbers(name: str, fast_model_args: dict) -> None:
+    # The weights are compared after SGD updates (lr x gradient): Adam divides each gradient element by its own
+    # magnitude, so where a gradient is ~0 it turns the NHWC kernels' float reassociation into up to a whole
+    # step of difference (seen: 1e-4 in one of 131,072 weights), which says nothing about the layout.
+    losses_nchw, weights_nchw = _train_two_batches(name, fast_model_args, sgd=True, channels_last=False)
+    losses_nhwc, weights_nhwc = _train_two_batches(name, fast_model_args, sgd=True, channels_last=True)
+    assert losses_nhwc == pytest.approx(losses_nchw, rel=1e-5, abs=1e-6)
+    for before, after in zip(weights_nchw, weights_nhwc, strict=True):
+        torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-6)
+    adam_nchw, _ = _train_two_batches(name, fast_model_args, channels_last=False)  # the models' own optimisers
+    adam_nhwc, _ = _train_two_batches(name, fast_model_args, channels_last=True)
+    assert adam_nhwc == pytest.approx(adam_nchw, rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_channels_last_puts_the_convolutions_in_nhwc(name: str, fast_model_args: dict) -> None:
+    convolutions = [
+        m.weight for m in model_class(name)(**fast_model_args, channels_last=True).model.modules()
+        if isinstance(m, torch.nn.Conv2d) and m.weight.shape[-1] > 1 and m.weight.shape[1] > 1
+    ]  # fmt: skip  (1x1 and depthwise kernels are contiguous either way)
+    assert convolutions and all(w.is_contiguous(memory_format=torch.channels_last) for w in convolutions)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_bf16_mixed_precision_autocasts_the_training_steps_only(name: str, fast_model_args: dict) -> None:
+    model = model_class(name)(**fast_model_args, training_precision="bf16-mixed")
+    with model.training_autocast(torch.zeros(1)):
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    losses, weights = _train_two_batches(name, fast_model_args, training_precision="bf16-mixed")
+    assert all(math.isfinite(loss) for loss in losses)
+    assert all(w.dtype == torch.float32 and torch.isfinite(w).all() for w in weights)  # float32 master weights
+    model.eval()
+    with torch.no_grad():
+        scores = model.model(torch.rand(2, 3, 64, 64) * 2 - 1).pred_score
+    assert scores.dtype == torch.float32  # scoring is not autocast
+
+
+@pytest.mark.parametrize(("precision", "match"), [("16-mixed", "gradient scaler.*use bf16-mixed"), ("64", "one of")])
+def test_unsupported_training_precision_is_a_clear_error(precision: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Cbigan(input_size=(64, 64), training_precision=precision)

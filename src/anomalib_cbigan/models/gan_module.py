@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,8 @@ from anomalib_cbigan.metrics import evaluator_with_balanced_accuracy
 logger = logging.getLogger(__name__)
 
 RNG_STATES = "anomalib_cbigan_rng_states"
+# Training precisions the models take: float32, or bf16 autocast of the training steps (CPU and CUDA).
+TRAINING_PRECISIONS = ("32", "bf16-mixed")
 MODEL_CLASS = "anomalib_cbigan_model"
 _SHOWN = 3
 
@@ -128,13 +131,44 @@ def tanh_range_pre_processor(image_size: tuple[int, int] | None) -> PreProcessor
 
 
 class OneClassGanMixin:
-    """``batch_size`` hyper-parameter, validation step, evaluator and trainer settings of our GAN models.
+    """``batch_size``, memory-format and precision hyper-parameters, validation step, evaluator and trainer
+    settings of our GAN models.
 
     The class using it sets ``self.batch_size`` (``None`` keeps the datamodule's) and ``self.model``
-    (a torch model returning ``InferenceBatch`` in eval mode).
+    (a torch model returning ``InferenceBatch`` in eval mode), then calls :meth:`configure_speed`.
     """
 
     batch_size: int | None
+    channels_last: bool
+    training_precision: str
+
+    def configure_speed(self, channels_last: bool, training_precision: str) -> None:
+        """Put the networks in ``channels_last`` memory format (if asked) and keep the training precision.
+
+        ``channels_last`` (NHWC) is what oneDNN's CPU convolutions and cuDNN's tensor-core kernels are fastest
+        in; it changes the layout, not the numbers. ``"bf16-mixed"`` autocasts the training steps to bfloat16;
+        validation, test and export stay float32, so scores do not depend on it.
+        """
+        if training_precision not in TRAINING_PRECISIONS:
+            fp16 = str(training_precision).startswith("16")
+            hint = " (fp16 would need a gradient scaler, which these training steps do not use: use bf16-mixed)" if fp16 else ""
+            msg = f"training_precision must be one of {TRAINING_PRECISIONS}, got {training_precision!r}{hint}"
+            raise ValueError(msg)
+        self.channels_last = bool(channels_last)
+        self.training_precision = training_precision
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+    def in_memory_format(self, images: torch.Tensor) -> torch.Tensor:
+        """``images`` in the networks' memory format (a no-op for NCHW networks)."""
+        if self.channels_last and images.ndim == 4:  # noqa: PLR2004
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def training_autocast(self, images: torch.Tensor) -> AbstractContextManager:
+        """bf16 autocast on ``images``' device when ``training_precision`` is ``"bf16-mixed"``, else nothing."""
+        enabled = self.training_precision == "bf16-mixed"
+        return torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     def setup(self, stage: str) -> None:
         """Apply the ``batch_size`` hyper-parameter to the datamodule before its loaders exist."""

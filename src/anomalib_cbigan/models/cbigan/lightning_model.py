@@ -68,6 +68,10 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
             datamodule's ``train_augmentations`` make them), score larger images tile by tile
             (anomalib's ``Tiler``, maximum tile score, stitched map). The default pre-processor
             then does not resize. Defaults to ``False``.
+        channels_last (bool): Networks and training batches in ``channels_last`` memory format, same numbers
+            (measured faster, ``benchmarks/training_speed.py``). Defaults to ``True``.
+        training_precision (str): ``"32"`` or ``"bf16-mixed"`` (bf16 autocast of the training steps; scoring
+            stays float32). Defaults to ``"32"``.
         pre_processor (PreProcessor | bool): Pre-processor, or ``True`` for the default
             (resize to ``input_size`` unless ``tile_images``, scale to [-1, 1]). Defaults to ``True``.
         post_processor (PostProcessor | bool): Defaults to ``True`` (anomalib's
@@ -102,6 +106,8 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
         feature_layer: str = "image_stem",
         anomaly_map_sigma: float = 4.0,
         tile_images: bool = False,
+        channels_last: bool = True,
+        training_precision: str = "32",
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,
         evaluator: Evaluator | bool = True,
@@ -143,6 +149,7 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
             anomaly_map_sigma=anomaly_map_sigma,
             tile_images=tile_images,
         )
+        self.configure_speed(channels_last, training_precision)
         self.lr = lr
         self.generator_betas = generator_betas
         self.critic_betas = critic_betas
@@ -183,28 +190,31 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
         generator_optimizer, critic_optimizer = self.optimizers()
         images = batch.image
         self.model.check_images(images)
+        images = self.in_memory_format(images)
         prior = torch.randn(images.shape[0], self.model.latent_dim, device=images.device, dtype=images.dtype)
         model = self.model
         epoch_mean = {"on_step": False, "on_epoch": True, "batch_size": len(images)}
         if self.is_generator_step():
             with frozen(model.critic):  # D's weights need no gradients in the E/G step
-                encoded = model.encoder(images)
-                generated = model.generator(prior)
-                cycle = None
-                if self.alpha > 0:
-                    cycle = (images, model.generator(encoded), prior, model.encoder(generated))
-                real_score = model.critic(images, encoded).score
-                loss = self.generator_loss(real_score, model.critic(generated, prior).score, cycle)
+                with self.training_autocast(images):
+                    encoded = model.encoder(images)
+                    generated = model.generator(prior)
+                    cycle = None
+                    if self.alpha > 0:
+                        cycle = (images, model.generator(encoded), prior, model.encoder(generated))
+                    real_score = model.critic(images, encoded).score
+                    loss = self.generator_loss(real_score, model.critic(generated, prior).score, cycle)
                 self._check_loss(loss, "generator_loss")
                 generator_optimizer.zero_grad()
                 self.manual_backward(loss)
                 generator_optimizer.step()
             self.log("generator_loss", loss.detach(), prog_bar=True, **epoch_mean)
         else:
-            with torch.no_grad():  # E and G are fixed in the critic step
-                encoded = model.encoder(images)
-                generated = model.generator(prior)
-            loss, penalty = self.critic_loss(model.critic, (images, encoded), (generated, prior))
+            with self.training_autocast(images):
+                with torch.no_grad():  # E and G are fixed in the critic step
+                    encoded = model.encoder(images)
+                    generated = model.generator(prior)
+                loss, penalty = self.critic_loss(model.critic, (images, encoded), (generated, prior))
             self._check_loss(loss, "critic_loss")
             critic_optimizer.zero_grad()
             self.manual_backward(loss)

@@ -76,6 +76,10 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
         mean_filter_size (int): Box filter side on the fused map. Defaults to ``48``.
         batch_size (int | None): Full images per training batch; ``None`` keeps the
             datamodule's. Defaults to ``None``.
+        channels_last (bool): Networks and patches in ``channels_last`` memory format, same numbers
+            (measured faster, ``benchmarks/training_speed.py``). Defaults to ``True``.
+        training_precision (str): ``"32"`` or ``"bf16-mixed"`` (bf16 autocast of the training steps;
+            scoring stays float32). Defaults to ``"32"``.
         pre_processor, post_processor, evaluator, visualizer: as for every anomalib model.
 
     Example:
@@ -102,6 +106,8 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
         fusion_weight: float = 0.5,
         mean_filter_size: int = 48,
         batch_size: int | None = None,
+        channels_last: bool = True,
+        training_precision: str = "32",
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,
         evaluator: Evaluator | bool = True,
@@ -145,6 +151,7 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
             fusion_weight=fusion_weight,
             mean_filter_size=mean_filter_size,
         )
+        self.configure_speed(channels_last, training_precision)
         self.patches_per_epoch = patches_per_epoch
         self.patch_batch_size = patch_batch_size
         self.reconstruction_weight = reconstruction_weight
@@ -203,11 +210,13 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
         """One D update on ``patches``, then an E/G update every ``critic_steps`` D updates; the losses."""
         generator_optimizer, critic_optimizer = self.optimizers()
         model = self.model
+        patches = self.in_memory_format(patches)
         prior = torch.randn(len(patches), model.latent_dim, 1, 1, device=patches.device, dtype=patches.dtype)
-        with torch.no_grad():  # E and G are fixed in the critic update
-            encoded = model.encoder(patches)
-            generated = model.generator(prior)
-        loss = critic_loss(model.critic(patches, encoded), model.critic(generated, prior))
+        with self.training_autocast(patches):
+            with torch.no_grad():  # E and G are fixed in the critic update
+                encoded = model.encoder(patches)
+                generated = model.generator(prior)
+            loss = critic_loss(model.critic(patches, encoded), model.critic(generated, prior))
         self._check_loss(loss, "critic_loss")
         critic_optimizer.zero_grad()
         self.manual_backward(loss)
@@ -217,12 +226,13 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
         if int(self.critic_updates) % self.critic_steps:
             return losses
         with frozen(model.critic):
-            encoded = model.encoder(patches)
-            reconstruction = model.generator(encoded)
-            generated = model.generator(prior)
-            loss = generator_loss(model.critic(generated, prior)) + encoder_loss(
-                model.critic(patches, encoded), patches, reconstruction, self.reconstruction_weight,
-            )  # fmt: skip
+            with self.training_autocast(patches):
+                encoded = model.encoder(patches)
+                reconstruction = model.generator(encoded)
+                generated = model.generator(prior)
+                loss = generator_loss(model.critic(generated, prior)) + encoder_loss(
+                    model.critic(patches, encoded), patches, reconstruction, self.reconstruction_weight,
+                )  # fmt: skip
             self._check_loss(loss, "generator_loss")
             generator_optimizer.zero_grad()
             self.manual_backward(loss)
