@@ -37,8 +37,9 @@ ROTATED_OBJECTS = ("bottle", "hazelnut", "metal_nut", "screw")  # paper: orienta
 MODELS = ("Cbigan", "Egbad", "Fcbigan", "Ganomaly")
 METRICS = ("image_MaxBalancedAccuracy", "image_AUROC", "image_F1Score", "pixel_AUROC", "pixel_F1Score")
 # Tiny settings for --smoke: the whole pipeline, two optimiser steps a job.
-SMOKE_ARGS = ["--trainer.max_steps", "2", "--trainer.max_epochs", "1", "--data.train_batch_size", "4",
-              "--data.eval_batch_size", "4", "--data.num_workers", "0"]  # fmt: skip
+# The recipes' data is an InMemoryDataModule wrapping MVTecAD: its arguments are under --data.datamodule.
+SMOKE_ARGS = ["--trainer.max_steps", "2", "--trainer.max_epochs", "1", "--data.datamodule.train_batch_size", "4",
+              "--data.datamodule.eval_batch_size", "4", "--data.datamodule.num_workers", "0"]  # fmt: skip
 
 
 def recipe_for(model: str, category: str) -> Path | None:
@@ -74,7 +75,7 @@ def run_job(model: str, category: str, recipe: Path, args: argparse.Namespace, e
     from anomalib_cbigan.registry import list_models, model_class, takes_argument
 
     check_mvtec_tree(args.root, category)  # a clear error naming the missing or broken file, before any work
-    cli_args = ["fit", "-c", str(recipe), "--data.root", str(args.root), "--data.category", category,
+    cli_args = ["fit", "-c", str(recipe), "--data.datamodule.root", str(args.root), "--data.datamodule.category", category,
                 "--default_root_dir", str(args.output / "runs")]  # fmt: skip
     if args.smoke:
         cli_args += SMOKE_ARGS

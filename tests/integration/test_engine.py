@@ -1,15 +1,18 @@
-"""fit / test / predict through anomalib's Engine, for every registered model."""
+"""fit / test / predict through anomalib's Engine, for every registered model, from files and from memory."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from anomalib.data import MVTecAD, PredictDataset
 from anomalib.engine import Engine
+from PIL import Image
 
-from anomalib_cbigan import list_models, model_class
+from anomalib_cbigan import Cbigan, list_models, model_class
+from anomalib_cbigan.data import InMemoryDataModule
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +66,37 @@ def test_batch_size_hyperparameter_reaches_the_dataloader(
     engine.fit(model, datamodule=datamodule)
     assert engine.trainer.train_dataloader.batch_size == 2
     assert int(model.batches_seen) == 4  # 8 training images / 2
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_in_memory_training_in_epochs_of_the_asked_length(
+    name: str,
+    datamodule: MVTecAD,
+    tmp_path: Path,
+    fast_model_args: dict,
+) -> None:
+    data = InMemoryDataModule(datamodule, batches_per_epoch=3)  # 8 images, batches of 4: one pass would be 2
+    model = model_class(name)(**fast_model_args)
+    engine = Engine(max_epochs=2, default_root_dir=tmp_path, logger=False, enable_progress_bar=False)
+    engine.fit(model, datamodule=data)
+    assert int(model.batches_seen) == 6 and engine.trainer.current_epoch == 2
+    assert torch.isfinite(model.post_processor.image_threshold)  # validated from the wrapped datamodule's loader
+    assert data.decoded is not None and data.decoded.images.dtype == torch.uint8 and len(data.decoded) == 8
+    metrics = engine.test(model, datamodule=data, verbose=False)[0]
+    assert 0.0 <= metrics["image_AUROC"] <= 1.0
+
+
+def test_in_memory_long_protocol_counts_batches_not_epochs(tmp_path: Path, mvtec_root: Path) -> None:
+    # A step-based schedule: max_steps batches (CBiGAN makes one optimiser step a batch), validated every epoch.
+    tree = tmp_path / "data"
+    shutil.copytree(mvtec_root / "brick", tree / "brick")
+    train = sorted((tree / "brick" / "train" / "good").glob("*.png"))
+    Image.open(train[0]).convert("L").save(train[0])  # a grayscale image and one of another size: converted, resized
+    Image.open(train[1]).resize((150, 170)).save(train[1])
+    wrapped = MVTecAD(root=tree, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
+    data = InMemoryDataModule(wrapped, batches_per_epoch=5)
+    model = Cbigan(input_size=(64, 64), critic_steps=1, visualizer=False)
+    engine = Engine(max_steps=15, max_epochs=-1, default_root_dir=tmp_path, logger=False, enable_progress_bar=False)
+    engine.fit(model, datamodule=data)
+    assert int(model.batches_seen) == engine.trainer.global_step == 15 and engine.trainer.current_epoch == 3
+    assert data.decoded.images.shape == (8, 3, 64, 64)  # decoded at the pre-processor's size

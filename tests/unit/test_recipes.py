@@ -31,12 +31,27 @@ def test_paper_settings() -> None:
         assert recipe["trainer"]["max_steps"] == 1_200_000
     assert objects["model"]["init_args"]["alpha"] == 1e-4
     assert objects["model"]["init_args"]["input_size"] == [128, 128]
-    assert "train_augmentations" not in objects["data"]["init_args"]
-    rotated = _load("cbigan_mvtec_objects_rotated.yaml")["data"]["init_args"]["train_augmentations"]
+    assert "train_augmentations" not in _mvtec_args(objects)
+    rotated = _mvtec_args(_load("cbigan_mvtec_objects_rotated.yaml"))["train_augmentations"]
     assert rotated == {"class_path": "torchvision.transforms.v2.RandomRotation", "init_args": {"degrees": [-45, 45]}}
     assert textures["model"]["init_args"]["alpha"] in (1e-4, 1e-5)
     assert textures["model"]["init_args"]["tile_images"] is True
-    steps = [t["class_path"].rsplit(".", 1)[1] for t in textures["data"]["init_args"]["train_augmentations"]
+    assert textures["data"]["init_args"]["image_size"] == [512, 512]  # decoded once at the paper's 512x512
+    steps = [t["class_path"].rsplit(".", 1)[1] for t in _mvtec_args(textures)["train_augmentations"]
              ["init_args"]["transforms"]]  # fmt: skip
-    assert steps == ["Resize", "RandomCrop", "RandomRotation", "CenterCrop"]
+    assert steps == ["RandomCrop", "RandomRotation", "CenterCrop"]
     assert _load("fcbigan_mvtec_textures.yaml")["model"]["init_args"]["patch_size"] == 48
+
+
+def _mvtec_args(recipe: dict) -> dict:
+    """The MVTecAD arguments inside the recipe's InMemoryDataModule."""
+    assert recipe["data"]["class_path"] == "anomalib_cbigan.data.InMemoryDataModule"
+    return recipe["data"]["init_args"]["datamodule"]["init_args"]
+
+
+@pytest.mark.parametrize("recipe", sorted(path.name for path in RECIPES.glob("*.yaml")))
+def test_every_recipe_trains_from_memory(recipe: str) -> None:
+    config = _load(recipe)
+    assert _mvtec_args(config)["root"] == "./datasets/MVTecAD"
+    if config["trainer"].get("max_steps"):  # step-based: epochs of batches_per_epoch, not ~180,000 tiny ones
+        assert config["data"]["init_args"]["batches_per_epoch"] == 1000

@@ -150,3 +150,20 @@ def test_a_planned_sweep_is_not_built_again_before_its_jobs(
     generator.plan(benchmark)  # Sweep.run checks the plan first...
     list(generator.generate_jobs(benchmark, None))  # ...then the runner asks for the jobs
     assert len(builds) == 2  # one check, one job; not a second check
+
+
+def test_in_memory_wraps_each_jobs_datamodule_and_a_model_can_opt_out(tmp_path: Path, mvtec_root: Path) -> None:
+    from anomalib_cbigan.data import InMemoryDataModule
+
+    models = {"grid": [
+        {"class_path": "Cbigan", "init_args": {"input_size": [64, 64]}, "in_memory": {"batches_per_epoch": 7}},
+        {"class_path": "Egbad", "init_args": {"input_size": [64, 64]}},
+        {"class_path": "Egbad", "init_args": {"input_size": [32, 32]}, "in_memory": False},
+    ]}  # fmt: skip
+    data = {"class_path": "LocalMVTecAD", "init_args": {"root": str(mvtec_root), "category": "brick"}}
+    jobs = list(SweepJobGenerator("cpu", tmp_path).generate_jobs(minimal(model=models, data=data, in_memory=True), None))
+    cbigan, egbad, opted_out = (job.datamodule for job in jobs)
+    assert isinstance(cbigan, InMemoryDataModule) and cbigan.batches_per_epoch == 7  # the model's entry wins
+    assert isinstance(egbad, InMemoryDataModule) and egbad.batches_per_epoch is None  # the sweep's `true`
+    assert not isinstance(opted_out, InMemoryDataModule)
+    assert cbigan.category == "brick"  # rows and reports name the wrapped data's category

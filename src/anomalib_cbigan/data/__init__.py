@@ -1,6 +1,7 @@
-"""Data: the embedded texture anomaly dataset and checked MVTec AD loading."""
+"""Data: the embedded texture anomaly dataset, checked MVTec AD loading, and in-memory training images."""
 
 from .datamodules import LocalMVTecAD, TextureAnomalies
+from .in_memory import InMemoryDataModule
 from .texture_anomalies import CATEGORIES, DEFECT_TYPES, build_texture_dataset, default_root
 from .tree_checks import DatasetError, check_mvtec_tree
 
@@ -8,6 +9,7 @@ __all__ = [
     "CATEGORIES",
     "DEFECT_TYPES",
     "DatasetError",
+    "InMemoryDataModule",
     "LocalMVTecAD",
     "TextureAnomalies",
     "build_texture_dataset",

@@ -8,6 +8,9 @@ every key with a ``grid`` list multiplies the jobs). What differs from anomalib'
   ``train_augmentations``) work, and a bad value is reported before any job starts;
 * a ``trainer`` section (in ``benchmark`` or in one model's entry, which wins) sets ``Engine`` arguments
   such as ``max_epochs``; anomalib's own job passes none, so Lightning trains for 1000 epochs;
+* an ``in_memory`` section (same places, same precedence; ``false`` in a model's entry opts it out) wraps
+  the job's datamodule in :class:`~anomalib_cbigan.data.InMemoryDataModule` with those arguments
+  (``batches_per_epoch``, ``image_size``): training images decoded once, epochs of any length;
 * a job whose row is already saved in the output folder is skipped (re-running resumes a sweep);
 * each job's data is prepared (written or checked) here, in the main process, so parallel workers
   never build the same dataset at once;
@@ -34,9 +37,15 @@ from anomalib.utils.config import flatten_dict
 from jsonargparse import ArgumentParser
 from lightning import seed_everything
 
+from anomalib_cbigan.data import InMemoryDataModule
+
 from .job import ROWS, SweepJob
 
 logger = logging.getLogger(__name__)
+
+
+# Sections of a model's entry that are the job's, not the model's constructor arguments.
+JOB_SECTIONS = ("trainer", "in_memory")
 
 
 class SweepConfigError(ValueError):
@@ -149,11 +158,13 @@ class SweepJobGenerator(BenchmarkJobGenerator):
             seed_everything(container["seed"], verbose=False)
             classes = _build(parser, container)
             classes.data.prepare_data()
+            in_memory = _in_memory_args(container)
+            data = classes.data if in_memory is None else InMemoryDataModule(classes.data, **in_memory)
             print(f"{progress}: starting", flush=True)
             yield SweepJob(
                 accelerator=self.accelerator,
                 model=classes.model,
-                datamodule=classes.data,
+                datamodule=data,
                 seed=container["seed"],
                 flat_cfg=flat_cfg,
                 trainer_args=_trainer_args(container),
@@ -174,9 +185,17 @@ def _build(parser: ArgumentParser, container: dict[str, Any]) -> Any:
 
 def _class_config(container: dict[str, Any]) -> dict[str, Any]:
     """The ``model`` and ``data`` entries without the keys jsonargparse does not know (``trainer``)."""
-    model = {key: value for key, value in container["model"].items() if key != "trainer"}
+    model = {key: value for key, value in container["model"].items() if key not in JOB_SECTIONS}
     return {"model": model, "data": container["data"]}
 
 
 def _trainer_args(container: dict[str, Any]) -> dict[str, Any]:
     return {**container.get("trainer", {}), **container["model"].get("trainer", {})}
+
+
+def _in_memory_args(container: dict[str, Any]) -> dict[str, Any] | None:
+    """``InMemoryDataModule`` arguments for the job (the model's entry wins), or ``None`` to read from files."""
+    section = container["model"].get("in_memory", container.get("in_memory"))
+    if section is None or section is False:
+        return None
+    return {} if section is True else dict(section)

@@ -1,8 +1,8 @@
 """A small seeded fit of one registered model, shared by the reliability tests; as a script it dies mid-epoch.
 
-``python resumable_fit.py MODEL MVTEC_ROOT WORK_DIR KILL_EPOCH KILL_BATCH`` trains like :func:`fit` and
-SIGKILLs itself at the start of that batch (no clean-up, as a power cut or an OOM kill), leaving
-whatever checkpoints were written before on disk.
+``python resumable_fit.py MODEL MVTEC_ROOT WORK_DIR KILL_EPOCH KILL_BATCH [in_memory]`` trains like :func:`fit`
+and SIGKILLs itself at the start of that batch (no clean-up, as a power cut or an OOM kill), leaving
+whatever checkpoints were written before on disk. ``in_memory`` trains from ``InMemoryDataModule``.
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ import torch
 from anomalib.engine import Engine
 from lightning import Callback, LightningModule, Trainer, seed_everything
 
-from anomalib_cbigan.data import LocalMVTecAD
+from anomalib_cbigan.data import InMemoryDataModule, LocalMVTecAD
 from anomalib_cbigan.registry import model_class, takes_argument
 
 EPOCHS = 2
 
 
-def build(name: str, root: Path, work_dir: Path, callbacks: list[Callback] | None = None) -> tuple:
+def build(
+    name: str, root: Path, work_dir: Path, callbacks: list[Callback] | None = None, *, in_memory: bool = False
+) -> tuple:
     """``(model, datamodule, engine)``, seeded, deterministic algorithms on."""
     warnings.filterwarnings("ignore")
     seed_everything(42, verbose=False)
@@ -33,6 +35,8 @@ def build(name: str, root: Path, work_dir: Path, callbacks: list[Callback] | Non
     optional = {key: value for key, value in small.items() if takes_argument(cls, key)}
     model = cls(input_size=(64, 64), critic_steps=2, visualizer=False, **optional)
     datamodule = LocalMVTecAD(root=root, category="brick", train_batch_size=2, eval_batch_size=4, num_workers=0)
+    if in_memory:  # epochs of 4 batches, as the files' 8 images in batches of 2
+        datamodule = InMemoryDataModule(datamodule, batches_per_epoch=4)
     engine = Engine(
         max_epochs=EPOCHS,
         default_root_dir=work_dir,
@@ -57,5 +61,6 @@ class DieAt(Callback):
 
 if __name__ == "__main__":
     name, root, work_dir, epoch, batch = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), *map(int, sys.argv[4:6])
-    model, datamodule, engine = build(name, root, work_dir, callbacks=[DieAt(epoch, batch)])
+    in_memory = sys.argv[6:] == ["in_memory"]
+    model, datamodule, engine = build(name, root, work_dir, callbacks=[DieAt(epoch, batch)], in_memory=in_memory)
     engine.fit(model, datamodule=datamodule)
