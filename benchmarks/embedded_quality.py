@@ -74,6 +74,7 @@ def evaluate(
             "seed": seed,
             "epochs": epochs if trained else 0,
             "protocol": f"tiles {tile}" if tile else "whole image",
+            "training_precision": model_args.get("training_precision", "32"),
             "image_AUROC_raw": raw_auroc,
             **{key: float(metrics[key]) for key in METRICS},
             "train_s": round(train_s, 1),
@@ -94,6 +95,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--alpha", type=float, default=1e-4, help="for models that take alpha (not Egbad)")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--training-precision", default="32", choices=["32", "bf16-mixed"])
     parser.add_argument(
         "--texture-protocol",
         type=int,
@@ -109,7 +111,8 @@ def main() -> None:
         parser.error(f"--texture-protocol needs models that take tile_images; not: {', '.join(untileable)}")
     warnings.filterwarnings("ignore")
     logging.getLogger("anomalib").setLevel(logging.ERROR)
-    model_args = {"input_size": (args.image_size, args.image_size), "critic_steps": args.critic_steps, "lr": args.lr}
+    model_args = {"input_size": (args.image_size, args.image_size), "critic_steps": args.critic_steps, "lr": args.lr,
+                  "training_precision": args.training_precision}  # fmt: skip
     rows = []
     for category in args.categories:
         for name in args.models:

@@ -20,11 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from timing import median_seconds  # benchmarks/timing.py, beside this script
+from timing import median_seconds, write_speed_tables  # benchmarks/timing.py, beside this script
 
 from anomalib_cbigan.models.fcbigan.anomaly_map import fuse_scores, mean_filter, standardize
 from anomalib_cbigan.models.fcbigan.torch_model import FcbiganModel
-from anomalib_cbigan.reports import write_tables
 
 SIZES = {"1024x1024": (1024, 1024), "1024x696 (NanoTWICE)": (696, 1024)}
 
@@ -68,11 +67,7 @@ def main() -> None:
                 seconds = median_seconds(function, args.warmup, args.repeats)
                 rows.append({"image (W x H)": label, "stage": stage, "seconds": round(seconds, 3)})
                 print(rows[-1], flush=True)
-    for row in rows:
-        row["threads"] = torch.get_num_threads()
-        row["torch"] = torch.__version__
-    write_tables(rows, args.output)
-    print(f"\nwrote {args.output.with_suffix('.md')} and {args.output.with_suffix('.csv')}")
+    write_speed_tables(rows, args.output)
 
 
 if __name__ == "__main__":

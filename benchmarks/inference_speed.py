@@ -36,7 +36,7 @@ import torch
 from anomalib.deploy import CompressionType, ExportType
 from anomalib.engine import Engine
 from sklearn.metrics import roc_auc_score
-from timing import median_seconds  # benchmarks/timing.py, beside this script
+from timing import median_seconds, write_speed_tables  # benchmarks/timing.py, beside this script
 
 from anomalib_cbigan.data import TextureAnomalies
 from anomalib_cbigan.registry import list_models, model_class, takes_argument
@@ -144,10 +144,7 @@ def main() -> None:
                 })  # fmt: skip
                 print(rows[-1], flush=True)
                 write_tables(rows, args.output)
-    for row in rows:
-        row["threads"] = torch.get_num_threads()
-    write_tables(rows, args.output)
-    print(f"\nwrote {args.output.with_suffix('.md')} and {args.output.with_suffix('.csv')}")
+    write_speed_tables(rows, args.output)
 
 
 if __name__ == "__main__":
