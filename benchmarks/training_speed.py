@@ -77,7 +77,7 @@ PATHS = {  # name: (in-memory data, channels_last, training precision)
 
 
 class OperatorCounter(TorchDispatchMode):
-    """Counts the aten operators dispatched (each is one kernel launch on a GPU) and their FLOPs.
+    """Counts the aten operators dispatched (each at least one kernel launch on a GPU) and their FLOPs.
 
     The FLOPs come from torch's own formulas (``torch.utils.flop_counter``); its ``FlopCounterMode`` itself
     cannot be used: its module hooks break ``autograd.grad``, which the gradient penalty calls.
@@ -130,7 +130,7 @@ class StepTimer(Callback):
         """Data time ends here; start the counters during the counted warm-up batches."""
         del trainer, pl_module, batch, batch_idx
         self._current = defaultdict(float)
-        if self._batches < self.counted:
+        if self.counting_next():
             self._counter = OperatorCounter()
             self._counter.__enter__()
         self._mark = time.perf_counter()
