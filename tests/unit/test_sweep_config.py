@@ -75,8 +75,11 @@ def minimal(**changes: object) -> dict:
         (minimal(data={"class_path": "TextureAnomalies", "init_args": {"category": "wood"}}), "categories"),
         ({"seed": 0, "model": {"class_path": "Cbigan"}}, "needs `data`"),
         ({}, "no `benchmark` section"),
+        (minimal(in_memory={"batches_per_epoch": 0}), "batches_per_epoch must be at least 1"),
+        (minimal(in_memory={"batch_per_epoch": 10}), "batch_per_epoch"),
     ],
-    ids=["alpha-range", "alpha-type", "unknown-model", "unknown-category", "no-data", "empty"],
+    ids=["alpha-range", "alpha-type", "unknown-model", "unknown-category", "no-data", "empty", "in-memory-value",
+         "in-memory-key"],  # fmt: skip
 )
 def test_bad_configurations_name_the_problem(benchmark: dict, message: str, tmp_path: Path) -> None:
     with pytest.raises(SweepConfigError, match=message):

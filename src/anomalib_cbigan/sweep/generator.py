@@ -125,8 +125,9 @@ class SweepJobGenerator(BenchmarkJobGenerator):
         parser = _class_parser()
         built: set[str] = set()
         for container in containers:
-            config = _class_config(container)
-            keys = {json.dumps(config[part], sort_keys=True, default=str) for part in ("model", "data")}
+            config = {**_class_config(container), "in_memory": _in_memory_args(container)}
+            keys = {json.dumps(config["model"], sort_keys=True, default=str),
+                    json.dumps([config["data"], config["in_memory"]], sort_keys=True, default=str)}  # fmt: skip
             if keys <= built:
                 continue
             _build(parser, container)
@@ -158,13 +159,11 @@ class SweepJobGenerator(BenchmarkJobGenerator):
             seed_everything(container["seed"], verbose=False)
             classes = _build(parser, container)
             classes.data.prepare_data()
-            in_memory = _in_memory_args(container)
-            data = classes.data if in_memory is None else InMemoryDataModule(classes.data, **in_memory)
             print(f"{progress}: starting", flush=True)
             yield SweepJob(
                 accelerator=self.accelerator,
                 model=classes.model,
-                datamodule=data,
+                datamodule=classes.data,
                 seed=container["seed"],
                 flat_cfg=flat_cfg,
                 trainer_args=_trainer_args(container),
@@ -175,9 +174,13 @@ class SweepJobGenerator(BenchmarkJobGenerator):
 
 
 def _build(parser: ArgumentParser, container: dict[str, Any]) -> Any:
-    """The job's model and datamodule (``.model``, ``.data``), or an error naming the job."""
+    """The job's model and datamodule (``.model``, ``.data``, wrapped if ``in_memory``), or an error naming the job."""
     try:
-        return parser.instantiate_classes(parser.parse_object(_class_config(container)))
+        classes = parser.instantiate_classes(parser.parse_object(_class_config(container)))
+        in_memory = _in_memory_args(container)
+        if in_memory is not None:
+            classes.data = InMemoryDataModule(classes.data, **in_memory)
+        return classes
     except Exception as error:
         msg = f"Sweep job {job_label(container)}: invalid model or data configuration:\n{error}"
         raise SweepConfigError(msg) from error
