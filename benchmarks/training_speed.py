@@ -104,7 +104,7 @@ class StepTimer(Callback):
     def __init__(self, warmup: int, counted: int, timed: int) -> None:
         self.warmup, self.counted, self.timed = warmup, counted, timed
         self.rows: list[dict[str, float]] = []
-        self.flops = self.operators = 0
+        self.flops = self.operators = self.counted_images = 0
         self._batches = 0
         self._current: dict[str, float] = defaultdict(float)
         self._last_end = self._mark = 0.0
@@ -146,6 +146,7 @@ class StepTimer(Callback):
             self._counter.__exit__(None, None, None)
             self.flops += self._counter.flops
             self.operators += self._counter.calls
+            self.counted_images += len(batch.image)
             self._counter = None
         if self._batches >= self.warmup:
             self.rows.append({**self._current, "images": len(batch.image)})
@@ -213,7 +214,7 @@ def measure(name: str, path: str, args: argparse.Namespace) -> dict[str, Any]:
     batches = len(timer.rows)
     seconds = sum(totals[key] for key in ("data", "critic", "E/G", "other"))
     compute = totals["critic"] + totals["E/G"]
-    flops = timer.flops / counted
+    flops = timer.flops / timer.counted_images * batch_size  # a full batch (an epoch may end in a short one)
     operators = timer.operators / counted
     gpu_batch = max(flops / (args.gpu_tflops * 1e12), operators * args.launch_us * 1e-6)
     loader_images_per_s = loader_throughput(data) if not in_memory else None
@@ -233,7 +234,7 @@ def measure(name: str, path: str, args: argparse.Namespace) -> dict[str, Any]:
         "E/G s": round(totals["E/G"] / batches, 3),
         "other s": round(totals["other"] / batches, 3),
         "GFLOP/batch": round(flops / 1e9, 1),
-        "GFLOP/s": round(flops * batches / max(compute, 1e-9) / 1e9, 1),
+        "GFLOP/s": round(flops / batch_size * totals["images"] / max(compute, 1e-9) / 1e9, 1),
         "ops/batch": int(operators),
         "loader images/s": round(loader_images_per_s, 1) if loader_images_per_s is not None else "",
         "protocol batches": protocol_batches,
@@ -244,7 +245,8 @@ def measure(name: str, path: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    """Measure, print and write the tables; return the rows."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=list_models())
     parser.add_argument("--paths", nargs="+", default=list(PATHS), choices=list(PATHS))
@@ -259,7 +261,7 @@ def main() -> None:
     parser.add_argument("--launch-us", type=float, default=10.0, help="GPU time assumed per operator call (us)")
     parser.add_argument("--gpu-host-cores", type=int, default=16, help="CPU cores of the GPU machine's loader")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "training_speed")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rows = []
     for name in args.models:
         for path in args.paths:
@@ -270,6 +272,7 @@ def main() -> None:
             if row["model"] == name and baseline is not None:
                 row[f"x {args.paths[0]}"] = round(row["images/s"] / baseline["images/s"], 2)
     write_speed_tables(rows, args.output)
+    return rows
 
 
 if __name__ == "__main__":
