@@ -18,6 +18,19 @@ def test_paper_defaults() -> None:
     assert model.input_size == (128, 128)
 
 
+def test_official_code_defaults() -> None:
+    """Where the official code (checked by running it, benchmarks/reference_parity.py) and the paper are silent
+    or agree: Keras' initialisation, its penalty pairing, Keras' Adam epsilon; no weight average unless asked."""
+    for model in (Cbigan(), Egbad()):
+        assert model.hparams["init"] == "glorot_uniform"
+        assert model.critic_loss.penalty_pairing == "official"
+        assert all(group["eps"] == 1e-7 for opt in model.configure_optimizers() for group in opt.param_groups)
+        assert model.model.average is None
+    averaged = Egbad(weight_average_decay=0.999, weight_average_every=10)
+    assert averaged.model.average is not None
+    assert averaged.hparams["weight_average_decay"] == 0.999
+
+
 def test_egbad_is_alpha_zero_and_takes_no_alpha() -> None:
     model = Egbad(input_size=(64, 64))
     assert model.alpha == 0.0
@@ -42,6 +55,10 @@ def test_egbad_is_alpha_zero_and_takes_no_alpha() -> None:
         ({"feature_layer": "last"}, "feature_layer must be one of"),
         ({"input_size": (100, 100)}, "cannot take input size 100x100"),
         ({"batch_size": 0}, "batch_size has an invalid value"),
+        ({"init": "xavier"}, "init must be one of"),
+        ({"penalty_pairing": "crossed"}, "penalty_pairing must be one of"),
+        ({"weight_average_decay": 1.0}, "weight_average_decay has an invalid value"),
+        ({"weight_average_every": 0}, "weight_average_every has an invalid value"),
     ],
 )
 def test_bad_values_are_clear_errors(kwargs: dict, match: str) -> None:

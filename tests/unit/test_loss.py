@@ -81,3 +81,26 @@ def test_critic_loss_adds_weighted_penalty() -> None:
     fake = (torch.zeros(2, 1, 2, 2), torch.zeros(2, 2))  # score 0
     total, penalty = CriticLoss(gp_weight=10.0)(critic, real, fake)
     assert total.item() == pytest.approx(0 - 4 + 10 * penalty.item(), rel=1e-5)
+
+
+class _RecordingCritic(_LinearCritic):
+    """Keeps the points the penalty evaluates."""
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> CriticOutput:
+        self.seen = (x.detach().clone(), z.detach().clone())
+        return super().forward(x, z)
+
+
+@pytest.mark.parametrize("pairing", ["official", "real_fake"])
+def test_gradient_penalty_pairing(pairing: str) -> None:
+    """official: eps*x + (1-eps)*G(z) with eps*z + (1-eps)*E(x) (official losses.py); real_fake: the critic's real
+    pair (x, E(x)) with its fake pair (G(z), z)."""
+    critic = _RecordingCritic(w_x=0.5, w_z=1.0)
+    x_real, x_fake = torch.ones(4, 1, 2, 2), torch.zeros(4, 1, 2, 2)  # the mixed image is eps itself
+    z_real, z_fake = torch.zeros(4, 2), torch.ones(4, 2)  # E(x) = 0, z = 1
+    gradient_penalty(critic, x_real, z_real, x_fake, z_fake, pairing=pairing)
+    eps = critic.seen[0][:, 0, 0, 0]
+    expected = eps if pairing == "official" else 1 - eps
+    torch.testing.assert_close(critic.seen[1][:, 0], expected)
+    with pytest.raises(ValueError, match="penalty_pairing must be one of"):
+        CriticLoss(penalty_pairing="crossed")

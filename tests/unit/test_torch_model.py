@@ -107,17 +107,23 @@ def test_tiled_scoring_takes_the_maximum_tile_score_and_stitches_the_maps() -> N
     torch.testing.assert_close(output.anomaly_map[..., 64:128, 128:192], per_tile[5].anomaly_map)
 
 
-def test_he_normal_initialisation_matches_keras() -> None:
-    """Every conv/dense weight: std sqrt(2 / fan_in), truncated at two std; biases zero; `init="torch"` differs."""
+@pytest.mark.parametrize("init", ["glorot_uniform", "he_normal"])
+def test_keras_initialisations(init: str) -> None:
+    """Every conv/dense weight as Keras draws it (glorot_uniform: the official code's; he_normal: offered); biases
+    zero; `init="torch"` differs; the default is the official one."""
     torch.manual_seed(0)
-    model = CbiganModel((64, 64))
+    model = CbiganModel((64, 64), init=init)
     layers = [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
     assert layers
     for layer in layers:
         weight = layer.weight.detach()
-        fan_in = weight[0].numel()
-        std = (2 / fan_in) ** 0.5
-        bound = 2 * std / 0.87962566103423978
+        fan_in, fan_out = weight[0].numel(), weight[:, 0].numel()
+        if init == "glorot_uniform":
+            bound = (6 / (fan_in + fan_out)) ** 0.5
+            std = bound / 3**0.5  # a uniform on [-b, b]
+        else:
+            std = (2 / fan_in) ** 0.5
+            bound = 2 * std / 0.87962566103423978
         assert float(weight.abs().max()) <= bound + 1e-6
         if weight.numel() >= 2000:  # enough weights to estimate the spread
             assert float(weight.std()) == pytest.approx(std, rel=0.1)
@@ -125,6 +131,34 @@ def test_he_normal_initialisation_matches_keras() -> None:
             assert float(layer.bias.detach().abs().max()) == 0.0
     torch.manual_seed(0)
     default = CbiganModel((64, 64), init="torch")
-    assert float(default.generator.project.weight.detach().std()) < 0.6 * float(model.generator.project.weight.detach().std())
+    conv = lambda m: float(m.encoder.blocks[4].body[1].weight.detach().std())  # noqa: E731 (3x3, 24 -> 24 channels)
+    assert conv(default) < 0.7 * conv(model)
+    torch.manual_seed(0)
+    if init == "glorot_uniform":
+        torch.testing.assert_close(CbiganModel((64, 64)).generator.project.weight, model.generator.project.weight)
     with pytest.raises(ValueError, match="init must be one of"):
         CbiganModel((64, 64), init="xavier")
+
+
+def test_weight_average_scores_in_eval_and_follows_tensorflows_moving_average() -> None:
+    """First update copies the weights, later ones move by (1 - decay); eval scores with the average, training not."""
+    torch.manual_seed(0)
+    model = CbiganModel((64, 64), weight_average=True)
+    images = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        first = model.encoder.head[3].bias.clone().fill_(1.0)
+        model.encoder.head[3].bias.copy_(first)
+        model.update_weight_average(0.9)  # the average starts at the current weights
+        model.encoder.head[3].bias.fill_(3.0)
+        model.update_weight_average(0.9)
+    torch.testing.assert_close(model.average["encoder"].head[3].bias, torch.full_like(first, 0.9 * 1 + 0.1 * 3))
+    assert all(not p.requires_grad for p in model.average.parameters())
+    model.train()
+    trained_latent = model(images)[0]
+    torch.testing.assert_close(trained_latent, model.encoder(images))
+    model.eval()
+    with torch.no_grad():
+        averaged = model.average["generator"](model.average["encoder"](images))
+        torch.testing.assert_close(model.reconstruct(images)[1], averaged)
+    with pytest.raises(RuntimeError, match="weight_average=True"):
+        CbiganModel((64, 64)).update_weight_average(0.999)

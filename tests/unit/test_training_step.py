@@ -72,6 +72,20 @@ def test_alternation_follows_critic_steps(harness: _Harness) -> None:
     assert pattern == [False, False, True, False, False, True]
 
 
+def test_weight_average_is_updated_every_n_training_batches() -> None:
+    """Official train.py: the average of E and G moves every 10 batches (critic and E/G batches alike)."""
+    lightning.seed_everything(0, verbose=False)
+    harness = _Harness(Cbigan(input_size=(64, 64), critic_steps=1, weight_average_decay=0.5, weight_average_every=3,
+                              visualizer=False))  # fmt: skip
+    updates = []
+    for _ in range(7):
+        harness.step(torch.rand(2, 3, 64, 64) * 2 - 1)
+        updates.append(int(harness.model.model.average_updates))
+    assert updates == [0, 0, 1, 1, 1, 2, 2]
+    model = harness.model.model
+    assert not torch.equal(model.average["generator"].project.weight, model.generator.project.weight)
+
+
 def test_no_nan_after_a_few_steps(harness: _Harness) -> None:
     for _ in range(6):
         loss = harness.step(torch.rand(4, 3, 64, 64) * 2 - 1)

@@ -40,6 +40,9 @@ from .loss import CriticLoss, EncoderGeneratorLoss
 from .torch_model import CbiganModel
 
 
+KERAS_ADAM_EPSILON = 1e-7
+
+
 @register_model
 class Cbigan(OneClassGanMixin, AnomalibModule):
     """CBiGAN Lightning module: hyper-parameters, optimisers and the alternating GAN steps.
@@ -72,6 +75,16 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
             (measured faster, ``benchmarks/training_speed.py``). Defaults to ``True``.
         training_precision (str): ``"32"`` or ``"bf16-mixed"`` (bf16 autocast of the training steps; scoring
             stays float32). Defaults to ``"32"``.
+        init (str): Weight initialisation: ``"glorot_uniform"`` (Keras' default, the official code's),
+            ``"he_normal"`` or ``"torch"``. Defaults to ``"glorot_uniform"``.
+        penalty_pairing (str): Points the gradient penalty interpolates: ``"official"`` (``(x, z)`` with
+            ``(G(z), E(x))``, official ``losses.py``) or ``"real_fake"`` (``(x, E(x))`` with ``(G(z), z)``).
+            Defaults to ``"official"``.
+        weight_average_decay (float): Decay of the exponential moving average of E's and G's weights that
+            scores in validation, test and export (official ``train.py``: 0.999); ``0`` scores with the
+            trained weights. Defaults to ``0``.
+        weight_average_every (int): Training batches (critic and E/G) between two updates of that average
+            (official: 10). Defaults to ``10``.
         pre_processor (PreProcessor | bool): Pre-processor, or ``True`` for the default
             (resize to ``input_size`` unless ``tile_images``, scale to [-1, 1]). Defaults to ``True``.
         post_processor (PostProcessor | bool): Defaults to ``True`` (anomalib's
@@ -108,6 +121,10 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
         tile_images: bool = False,
         channels_last: bool = True,
         training_precision: str = "32",
+        init: str = "glorot_uniform",
+        penalty_pairing: str = "official",
+        weight_average_decay: float = 0.0,
+        weight_average_every: int = 10,
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,
         evaluator: Evaluator | bool = True,
@@ -125,6 +142,8 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
             "channels": channels >= 1,
             "anomaly_map_sigma": anomaly_map_sigma > 0,
             "batch_size": batch_size is None or batch_size >= 1,
+            "weight_average_decay": 0 <= weight_average_decay < 1,
+            "weight_average_every": weight_average_every >= 1,
         }
         check_arguments(checks, locals())
         if len(input_size) != 2:
@@ -148,6 +167,8 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
             feature_layer=feature_layer,
             anomaly_map_sigma=anomaly_map_sigma,
             tile_images=tile_images,
+            init=init,
+            weight_average=weight_average_decay > 0,
         )
         self.configure_speed(channels_last, training_precision)
         self.lr = lr
@@ -155,7 +176,9 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
         self.critic_betas = critic_betas
         self.critic_steps = critic_steps
         self.batch_size = batch_size
-        self.critic_loss = CriticLoss(gp_weight)
+        self.weight_average_decay = weight_average_decay
+        self.weight_average_every = weight_average_every
+        self.critic_loss = CriticLoss(gp_weight, penalty_pairing)
         self.generator_loss = EncoderGeneratorLoss(alpha)
         self.automatic_optimization = False
         # Persisted in checkpoints so a resumed run continues the critic/generator cycle.
@@ -173,11 +196,15 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
         return tanh_range_pre_processor((image_size or (128, 128)) if resize else None)
 
     def configure_optimizers(self) -> list[optim.Optimizer]:
-        """Adam for E and G together, Adam for D (paper: lr 1e-4; betas from the official code)."""
+        """Adam for E and G together, Adam for D (paper: lr 1e-4; betas from the official code).
+
+        ``eps=1e-7`` is Keras' (official code): Keras adds it to ``sqrt(v)`` before bias correction, PyTorch
+        after, which differs only in the first steps (``benchmarks/reference_parity.py`` measures both).
+        """
         generator_params = [*self.model.encoder.parameters(), *self.model.generator.parameters()]
         return [
-            optim.Adam(generator_params, lr=self.lr, betas=self.generator_betas),
-            optim.Adam(self.model.critic.parameters(), lr=self.lr, betas=self.critic_betas),
+            optim.Adam(generator_params, lr=self.lr, betas=self.generator_betas, eps=KERAS_ADAM_EPSILON),
+            optim.Adam(self.model.critic.parameters(), lr=self.lr, betas=self.critic_betas, eps=KERAS_ADAM_EPSILON),
         ]
 
     def is_generator_step(self) -> bool:
@@ -222,6 +249,8 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
             self.log("critic_loss", loss.detach(), prog_bar=True, **epoch_mean)
             self.log("gradient_penalty", penalty.detach(), **epoch_mean)
         self.batches_seen += 1
+        if self.weight_average_decay and int(self.batches_seen) % self.weight_average_every == 0:
+            model.update_weight_average(self.weight_average_decay)
         return {"loss": loss.detach()}
 
     def _check_loss(self, loss: torch.Tensor, name: str) -> None:

@@ -2,7 +2,8 @@
 
 Sign conventions follow the paper: the critic maximises ``D(x, E(x)) - D(G(z), z)``;
 E and G minimise it. ``L_C`` uses per-sample *sums* of absolute errors averaged over the
-batch (official ``losses.py``), which is why useful values of alpha are small (1e-4, 1e-5).
+batch (official ``losses.py``, checked by running it: ``benchmarks/reference_parity.py``), which is
+why useful values of alpha are small (1e-4, 1e-5).
 
 Example:
     >>> import torch
@@ -43,24 +44,37 @@ def consistency_loss(
     return l1_per_sample(images, reconstructed_images).mean() + l1_per_sample(latent, reconstructed_latent).mean()
 
 
+PENALTY_PAIRINGS = ("official", "real_fake")
+
+
 def gradient_penalty(
     critic: nn.Module,
     real_images: torch.Tensor,
     real_latent: torch.Tensor,
     fake_images: torch.Tensor,
     fake_latent: torch.Tensor,
+    pairing: str = "official",
 ) -> torch.Tensor:
-    """Two-sided WGAN-GP penalty on the joint (x, z) input.
+    """Two-sided WGAN-GP penalty on the joint (x, z) input: ``mean (||grad|| - 1)^2``.
 
-    Points are interpolated with one random ``eps`` per sample between the real pair
-    ``(x, E(x))`` and the fake pair ``(G(z), z)``; the gradients with respect to the image
-    and the latent are concatenated before taking the norm: ``mean (||grad|| - 1)^2``.
-    The graph is kept (``create_graph=True``) so the penalty can be back-propagated.
+    Points are interpolated with one random ``eps`` per sample; the gradients with respect to the
+    image and the latent are concatenated before taking the norm. ``pairing="official"`` (official
+    ``losses.py``) mixes ``(x, z)`` with ``(G(z), E(x))``: ``eps * x + (1 - eps) * G(z)`` and
+    ``eps * z + (1 - eps) * E(x)``; ``"real_fake"`` mixes the critic's real pair ``(x, E(x))`` with its
+    fake pair ``(G(z), z)`` (textbook WGAN-GP on the joint input). The graph is kept
+    (``create_graph=True``) so the penalty can be back-propagated.
     """
+    if pairing not in PENALTY_PAIRINGS:
+        msg = f"penalty_pairing must be one of {PENALTY_PAIRINGS}, got {pairing!r}"
+        raise ValueError(msg)
     batch = real_images.shape[0]
     eps = torch.rand(batch, 1, device=real_images.device, dtype=real_images.dtype)
-    mixed_images = (eps.view(batch, 1, 1, 1) * real_images + (1 - eps.view(batch, 1, 1, 1)) * fake_images).detach()
-    mixed_latent = (eps * real_latent + (1 - eps) * fake_latent).detach()
+    image_eps = eps.view(batch, 1, 1, 1)
+    mixed_images = (image_eps * real_images + (1 - image_eps) * fake_images).detach()
+    if pairing == "official":
+        mixed_latent = (eps * fake_latent + (1 - eps) * real_latent).detach()
+    else:
+        mixed_latent = (eps * real_latent + (1 - eps) * fake_latent).detach()
     mixed_images.requires_grad_(True)
     mixed_latent.requires_grad_(True)
     score = critic(mixed_images, mixed_latent).score
@@ -78,11 +92,17 @@ class CriticLoss(nn.Module):
 
     Args:
         gp_weight (float): Weight of the gradient penalty. Defaults to ``10``.
+        penalty_pairing (str): Which points the penalty interpolates, see :func:`gradient_penalty`.
+            Defaults to ``"official"``.
     """
 
-    def __init__(self, gp_weight: float = 10.0) -> None:
+    def __init__(self, gp_weight: float = 10.0, penalty_pairing: str = "official") -> None:
         super().__init__()
+        if penalty_pairing not in PENALTY_PAIRINGS:
+            msg = f"penalty_pairing must be one of {PENALTY_PAIRINGS}, got {penalty_pairing!r}"
+            raise ValueError(msg)
         self.gp_weight = gp_weight
+        self.penalty_pairing = penalty_pairing
 
     def forward(
         self,
@@ -92,7 +112,9 @@ class CriticLoss(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(total loss, gradient penalty)`` for real ``(x, E(x))`` and fake ``(G(z), z)`` pairs."""
         adversarial = critic_adversarial_loss(critic(*real).score, critic(*fake).score)
-        penalty = gradient_penalty(critic, *real, *fake) if self.gp_weight else adversarial.new_zeros(())
+        if not self.gp_weight:
+            return adversarial, adversarial.new_zeros(())
+        penalty = gradient_penalty(critic, *real, *fake, pairing=self.penalty_pairing)
         return adversarial + self.gp_weight * penalty, penalty
 
 

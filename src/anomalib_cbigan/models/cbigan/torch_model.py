@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import NamedTuple
 
@@ -38,7 +39,7 @@ from anomalib_cbigan.models.gan_training import check_rgb_batch
 WIDTH_MULTIPLIERS = (1, 2, 3, 4, 8, 16)
 NUM_POOLINGS = len(WIDTH_MULTIPLIERS) - 1
 FEATURE_LAYERS = ("image_stem", "joint")
-INITIALISATIONS = ("he_normal", "torch")
+INITIALISATIONS = ("glorot_uniform", "he_normal", "torch")
 
 
 class CriticOutput(NamedTuple):
@@ -83,13 +84,32 @@ def _leaky_relu(negative_slope: float) -> nn.LeakyReLU:
     return nn.LeakyReLU(negative_slope)
 
 
+def glorot_uniform_(module: nn.Module) -> None:
+    """Keras' default initialisation for every convolution and dense layer of ``module`` (official ``model.py``).
+
+    Glorot (Xavier) uniform weights, limit ``sqrt(6 / (fan_in + fan_out))``, and zero biases: the official
+    code's layers get no ``kernel_initializer`` (its ``he_normal`` is commented out), so Keras' default applies.
+
+    Example:
+        >>> from torch import nn
+        >>> layer = nn.Linear(300, 100)
+        >>> glorot_uniform_(layer)
+        >>> float(layer.weight.abs().max()) <= (6 / 400) ** 0.5, float(layer.bias.abs().max())
+        (True, 0.0)
+    """
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d | nn.Linear):
+            nn.init.xavier_uniform_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+
 def he_normal_(module: nn.Module) -> None:
-    """Keras' ``he_normal`` for every convolution and dense layer of ``module`` (official ``model.py``).
+    """Keras' ``he_normal`` for every convolution and dense layer of ``module``.
 
     A normal truncated at two standard deviations, scaled so that the weights' standard deviation
-    is ``sqrt(2 / fan_in)``; biases zero. PyTorch's default initialisation is about 2.4 times
-    narrower, and through these narrow residual networks it makes the untrained G output an almost
-    constant image, which turns the untrained score into a distance-from-one-colour detector.
+    is ``sqrt(2 / fan_in)``; biases zero. An earlier official ``model.py`` used it; its HEAD has it
+    commented out ("reverted default kernel init"), see :func:`glorot_uniform_`.
 
     Example:
         >>> from torch import nn
@@ -106,6 +126,9 @@ def he_normal_(module: nn.Module) -> None:
             nn.init.trunc_normal_(layer.weight, std=std, a=-2 * std, b=2 * std)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
+
+
+INITIALISERS = {"glorot_uniform": glorot_uniform_, "he_normal": he_normal_}
 
 
 class ResidualBlock(nn.Module):
@@ -297,8 +320,12 @@ class CbiganModel(nn.Module):
             ``input_size`` tiles (anomalib's ``Tiler``): the image score is the maximum tile
             score and the tile maps are stitched into one map (the paper's texture protocol).
             Defaults to ``False``. anomalib's ``TilerConfigurationCallback`` sets ``tiler`` too.
-        init (str): Weight initialisation: ``"he_normal"`` (official code, see :func:`he_normal_`)
-            or ``"torch"`` (PyTorch's defaults). Defaults to ``"he_normal"``.
+        init (str): Weight initialisation: ``"glorot_uniform"`` (Keras' default, the official code's, see
+            :func:`glorot_uniform_`), ``"he_normal"`` (:func:`he_normal_`) or ``"torch"`` (PyTorch's defaults).
+            Defaults to ``"glorot_uniform"``.
+        weight_average (bool): Keep an exponential moving average of E's and G's weights
+            (:meth:`update_weight_average`) and score with it in eval mode, as the official code evaluates.
+            Defaults to ``False``.
     """
 
     def __init__(
@@ -311,7 +338,8 @@ class CbiganModel(nn.Module):
         anomaly_map_sigma: float = 4.0,
         negative_slope: float = 0.2,
         tile_images: bool = False,
-        init: str = "he_normal",
+        init: str = "glorot_uniform",
+        weight_average: bool = False,
     ) -> None:
         super().__init__()
         if init not in INITIALISATIONS:
@@ -325,8 +353,15 @@ class CbiganModel(nn.Module):
         self.encoder = Encoder(self.input_size, latent_dim, channels, negative_slope)
         self.generator = Generator(self.input_size, latent_dim, channels, negative_slope)
         self.critic = Critic(self.input_size, latent_dim, channels, negative_slope, feature_layer)
-        if init == "he_normal":
-            he_normal_(self)
+        if init in INITIALISERS:
+            INITIALISERS[init](self)
+        # The averaged E and G (same weights until the first update) score in eval mode; never trained directly.
+        self.average: nn.ModuleDict | None = None
+        if weight_average:
+            averaged = {"encoder": copy.deepcopy(self.encoder), "generator": copy.deepcopy(self.generator)}
+            self.average = nn.ModuleDict(averaged)
+            self.average.requires_grad_(False)
+            self.register_buffer("average_updates", torch.zeros((), dtype=torch.long))
         kernel = 2 * math.ceil(3 * anomaly_map_sigma) + 1
         self.blur = GaussianBlur2d(kernel_size=(kernel, kernel), sigma=(anomaly_map_sigma, anomaly_map_sigma))
 
@@ -341,11 +376,27 @@ class CbiganModel(nn.Module):
             )
             raise ValueError(msg)
 
+    @torch.no_grad()
+    def update_weight_average(self, decay: float) -> None:
+        """``average <- decay * average + (1 - decay) * weights`` for E and G (TensorFlow's
+        ``ExponentialMovingAverage``, the official ``train.py``): the first update copies the weights."""
+        if self.average is None:
+            msg = "update_weight_average needs a model built with weight_average=True"
+            raise RuntimeError(msg)
+        weight = 1.0 if int(self.average_updates) == 0 else 1.0 - decay
+        for name in ("encoder", "generator"):
+            averaged = list(self.average[name].parameters())
+            torch._foreach_lerp_(averaged, list(getattr(self, name).parameters()), weight)  # noqa: SLF001
+        self.average_updates += 1
+
     def reconstruct(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(E(x), G(E(x)))`` after checking the input."""
+        """Return ``(E(x), G(E(x)))`` after checking the input (with the averaged E and G in eval mode, if kept)."""
         self.check_images(images)
-        latent = self.encoder(images)
-        return latent, self.generator(latent)
+        encoder, generator = self.encoder, self.generator
+        if self.average is not None and not self.training:
+            encoder, generator = self.average["encoder"], self.average["generator"]
+        latent = encoder(images)
+        return latent, generator(latent)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | InferenceBatch:
         """Reconstruct (training) or score (eval) a batch of images in [-1, 1]."""
