@@ -5,12 +5,12 @@ embedded ``brick`` images at their native resolution, score each 192x192 test im
 and take the largest tile score ``A(x)`` (``tile_images=True``). Recipe: alpha 0.5, lr 1e-3, one
 critic step per E/G step, 60 epochs of batches of 8 (480 batches, about a minute on 2 cores).
 
-Measured with ``benchmarks/embedded_quality.py --texture-protocol 64`` (seeds 0, 1, 2; raw scores):
-trained 0.859 / 0.786 / 0.833, the same networks untrained 0.688 / 0.609 / 0.695, hence the floor of
-0.74 half-way between the worst trained and the best untrained. It means something only because the
-networks start from the official code's ``he_normal`` initialisation: from PyTorch's default one the
-untrained G outputs one colour and its score, a distance from that colour, already reaches 0.85 on
-these holes and stains (see the CBiGAN README).
+Measured with ``benchmarks/embedded_quality.py --texture-protocol 64`` (seeds 0, 1, 2; raw scores; the
+official code's Glorot-uniform initialisation): trained 0.797 / 0.802 / 0.857, the same networks untrained
+0.625 / 0.625 / 0.622, hence the floor of 0.71 half-way between the worst trained and the best untrained.
+Untrained, G outputs an almost constant grey, so the untrained score is each tile's distance from grey (nearly
+the same for every seed); from PyTorch's narrower default initialisation that one-colour score reached 0.85 on
+these holes and stains (see the CBiGAN README), which is why the floor is measured next to the untrained networks.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from anomalib_cbigan import Cbigan
 from anomalib_cbigan.data import TextureAnomalies, build_texture_dataset
 from anomalib_cbigan.metrics import raw_image_auroc
 
-FLOOR = 0.74
+FLOOR = 0.71
 TILE = 64
 EPOCHS = 60
 

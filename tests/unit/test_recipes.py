@@ -29,6 +29,7 @@ def test_paper_settings() -> None:
         args = recipe["model"]["init_args"]
         assert (args["latent_dim"], args["lambda_"], args["lr"]) == (64, 0.1, 1e-4)
         assert recipe["trainer"]["max_steps"] == 1_200_000
+        assert args["weight_average_decay"] == 0.999  # the official code evaluates the average of E and G
     assert objects["model"]["init_args"]["alpha"] == 1e-4
     assert objects["model"]["init_args"]["input_size"] == [128, 128]
     assert "train_augmentations" not in _mvtec_args(objects)
