@@ -130,6 +130,17 @@ def _adam_pair(lr: float) -> tuple[Any, Any]:
     return generator, critic
 
 
+def _official_step(official: types.SimpleNamespace, images: Any, nets: dict[str, Any], optimizers: tuple[Any, Any],
+                   d_train: bool, ge_train: bool, alpha: float) -> dict[str, Any]:
+    """One call of the official ``losses.train_step`` with ``train.py``'s arguments; its losses."""
+    generator_optimizer, critic_optimizer = optimizers
+    losses, _ = official.losses.train_step(
+        images, nets["generator"], nets["encoder"], nets["critic"], generator_optimizer, critic_optimizer,
+        d_train, ge_train, alpha=alpha, gp_weight=GP_WEIGHT,
+    )  # fmt: skip
+    return losses
+
+
 def _official_check(
     official: types.SimpleNamespace, data: dict[str, np.ndarray], config: dict
 ) -> dict[str, np.ndarray]:
@@ -166,22 +177,11 @@ def _official_check(
             for step, (d_train, ge_train) in STEPS.items():
                 for name, net in nets.items():
                     net.set_weights(initial[name])
-                generator_optimizer, critic_optimizer = _adam_pair(config["lr"])
+                optimizers = _adam_pair(config["lr"])
                 ema = tf.train.ExponentialMovingAverage(decay=config["ema_decay"])
                 averaged = generator.variables + encoder.variables
                 ema.apply(averaged)  # the average starts from the current weights (train.py's first apply)
-                losses, _ = official.losses.train_step(
-                    images,
-                    generator,
-                    encoder,
-                    critic,
-                    generator_optimizer,
-                    critic_optimizer,
-                    d_train,
-                    ge_train,
-                    alpha=alpha,
-                    gp_weight=GP_WEIGHT,
-                )
+                losses = _official_step(official, images, nets, optimizers, d_train, ge_train, alpha)
                 ema.apply(averaged)
                 key = f"{step}/{alpha:g}"
                 out.update({f"{key}/loss/{k}": np.asarray(v) for k, v in losses.items()})
@@ -197,24 +197,14 @@ def _official_check(
         # Several batches in a row (two critic/E-G cycles), the official train_step called with our schedule.
         for name, net in nets.items():
             net.set_weights(initial[name])
-        generator_optimizer, critic_optimizer = _adam_pair(config["lr"])
+        optimizers = _adam_pair(config["lr"])
         cycle = config["critic_steps"] + 1
         for index in range(len(data["run_images"])):
             backend.random_normal = lambda *args, index=index, **kwargs: tf.constant(data["run_prior"][index])
             backend.random_uniform = lambda *args, index=index, **kwargs: tf.constant(data["run_eps"][index])
             ge_train = index % cycle == cycle - 1
-            losses, _ = official.losses.train_step(
-                tf.constant(data["run_images"][index]),
-                generator,
-                encoder,
-                critic,
-                generator_optimizer,
-                critic_optimizer,
-                not ge_train,
-                ge_train,
-                alpha=config["alphas"][-1],
-                gp_weight=GP_WEIGHT,
-            )
+            batch = tf.constant(data["run_images"][index])
+            losses = _official_step(official, batch, nets, optimizers, not ge_train, ge_train, config["alphas"][-1])
             loss = "generator_encoder_total_loss" if ge_train else "discriminator_total_loss"
             out[f"run/loss/{index}"] = np.asarray(losses[loss])
         out.update({f"run/weights/{k}": v for k, v in _ordered_weights(order).items()})
@@ -233,7 +223,7 @@ def _official_curves(
     generator, encoder, critic = nets["generator"], nets["encoder"], nets["critic"]
     out = {f"initial/{k}": v for k, v in _ordered_weights(order).items()}
     features = official.score.get_discriminator_features_model(critic)
-    generator_optimizer, critic_optimizer = _adam_pair(config["lr"])
+    optimizers = _adam_pair(config["lr"])
     generator_eval, encoder_eval = generator, encoder
     decay = config["ema_decay"]
     if decay > 0:  # train.py: the average scores, copied into clones every 100 steps
@@ -248,18 +238,8 @@ def _official_curves(
             d_train = step % (d_iter + 1) != 0
             ge_train = not d_train
         start = time.perf_counter()
-        official.losses.train_step(
-            tf.constant(data["train"][batch]),
-            generator,
-            encoder,
-            critic,
-            generator_optimizer,
-            critic_optimizer,
-            d_train,
-            ge_train,
-            alpha=config["alpha"],
-            gp_weight=GP_WEIGHT,
-        )
+        images = tf.constant(data["train"][batch])
+        _official_step(official, images, nets, optimizers, d_train, ge_train, config["alpha"])
         if decay > 0 and step % 10 == 0:
             variables = generator.variables + encoder.variables
             ema.apply(variables)

@@ -94,7 +94,7 @@ def glorot_uniform_(module: nn.Module) -> None:
         >>> from torch import nn
         >>> layer = nn.Linear(300, 100)
         >>> glorot_uniform_(layer)
-        >>> float(layer.weight.abs().max()) <= (6 / 400) ** 0.5, float(layer.bias.abs().max())
+        >>> float(layer.weight.detach().abs().max()) <= (6 / 400) ** 0.5, float(layer.bias.detach().abs().max())
         (True, 0.0)
     """
     for layer in module.modules():
