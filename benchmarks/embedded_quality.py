@@ -33,7 +33,7 @@ from anomalib_cbigan.metrics import raw_image_auroc
 from anomalib_cbigan.registry import list_models, model_class, takes_argument
 from anomalib_cbigan.reports import write_tables
 
-METRICS = ("image_AUROC", "image_F1Score", "pixel_AUROC", "pixel_F1Score")
+METRICS = ("image_AUROC", "image_F1Score", "pixel_AUROC", "pixel_F1Score", "pixel_AUPR", "pixel_AUPRO")
 
 
 def evaluate(

@@ -35,7 +35,9 @@ TEXTURES = ("carpet", "grid", "leather", "tile", "wood")
 OBJECTS = ("bottle", "cable", "capsule", "hazelnut", "metal_nut", "pill", "screw", "toothbrush", "transistor", "zipper")
 ROTATED_OBJECTS = ("bottle", "hazelnut", "metal_nut", "screw")  # paper: orientation independent of abnormality
 MODELS = ("Cbigan", "Egbad", "Fcbigan", "Ganomaly")
-METRICS = ("image_MaxBalancedAccuracy", "image_AUROC", "image_F1Score", "pixel_AUROC", "pixel_F1Score")
+METRICS = (
+    "image_MaxBalancedAccuracy", "image_AUROC", "image_F1Score", "pixel_AUROC", "pixel_F1Score", "pixel_AUPR", "pixel_AUPRO",
+)  # fmt: skip
 # Tiny settings for --smoke: the whole pipeline, two optimiser steps a job.
 # The recipes' data is an InMemoryDataModule wrapping MVTecAD: its arguments are under --data.datamodule.
 SMOKE_ARGS = ["--trainer.max_steps", "2", "--trainer.max_epochs", "1", "--data.datamodule.train_batch_size", "4",

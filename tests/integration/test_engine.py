@@ -27,7 +27,8 @@ def test_fit_test_predict(name: str, datamodule: MVTecAD, tmp_path: Path, fast_m
     engine.fit(model, datamodule=datamodule)
 
     metrics = engine.test(model, datamodule=datamodule, verbose=False)[0]
-    for key in ("image_AUROC", "image_F1Score", "pixel_AUROC", "pixel_F1Score", "image_MaxBalancedAccuracy"):
+    for key in ("image_AUROC", "image_F1Score", "pixel_AUROC", "pixel_F1Score", "pixel_AUPR", "pixel_AUPRO",
+                "image_MaxBalancedAccuracy"):  # fmt: skip
         assert 0.0 <= metrics[key] <= 1.0, key
 
     # The post-processor learned normalisation and thresholds from validation...

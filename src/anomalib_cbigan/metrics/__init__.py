@@ -1,6 +1,7 @@
-"""Metrics anomalib lacks: the CBiGAN paper's maximum balanced accuracy, AUROC of raw scores."""
+"""Metrics anomalib lacks (maximum balanced accuracy, AUROC of raw scores) and the models' default evaluator."""
 
-from .balanced_accuracy import MaxBalancedAccuracy, evaluator_with_balanced_accuracy
+from .balanced_accuracy import MaxBalancedAccuracy
+from .evaluator import default_evaluator
 from .raw_scores import raw_image_auroc
 
-__all__ = ["MaxBalancedAccuracy", "evaluator_with_balanced_accuracy", "raw_image_auroc"]
+__all__ = ["MaxBalancedAccuracy", "default_evaluator", "raw_image_auroc"]

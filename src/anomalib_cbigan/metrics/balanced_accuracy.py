@@ -24,9 +24,7 @@ from __future__ import annotations
 import warnings
 
 import torch
-from anomalib.metrics import Evaluator
 from anomalib.metrics.base import AnomalibMetric
-from anomalib.models.components import AnomalibModule
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
@@ -89,16 +87,3 @@ class _MaxBalancedAccuracy(Metric):
 
 class MaxBalancedAccuracy(AnomalibMetric, _MaxBalancedAccuracy):  # type: ignore[misc]
     """Anomalib metric: takes its inputs from batch ``fields`` and plugs into anomalib's Evaluator."""
-
-
-def evaluator_with_balanced_accuracy() -> Evaluator:
-    """anomalib's default test metrics (image/pixel AUROC and F1) plus ``image_MaxBalancedAccuracy``.
-
-    Example:
-        >>> from anomalib_cbigan.metrics import evaluator_with_balanced_accuracy
-        >>> [metric.name for metric in evaluator_with_balanced_accuracy().test_metrics][-1]
-        'image_MaxBalancedAccuracy'
-    """
-    defaults = AnomalibModule.configure_evaluator()
-    balanced_accuracy = MaxBalancedAccuracy(fields=["pred_score", "gt_label"], prefix="image_")
-    return Evaluator(test_metrics=[*defaults.test_metrics, balanced_accuracy])

@@ -28,7 +28,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torchvision.transforms.v2 import Compose, Normalize, Resize
 
-from anomalib_cbigan.metrics import evaluator_with_balanced_accuracy
+from anomalib_cbigan.metrics import default_evaluator
 
 logger = logging.getLogger(__name__)
 
@@ -209,8 +209,8 @@ class OneClassGanMixin:
 
     @staticmethod
     def configure_evaluator() -> Evaluator:
-        """anomalib's default metrics plus the CBiGAN paper's maximum balanced accuracy (image level)."""
-        return evaluator_with_balanced_accuracy()
+        """anomalib's default metrics, pixel AUPR and AUPRO, and the CBiGAN paper's maximum balanced accuracy."""
+        return default_evaluator()
 
     @property
     def trainer_arguments(self) -> dict[str, Any]:

@@ -89,8 +89,8 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
             (resize to ``input_size`` unless ``tile_images``, scale to [-1, 1]). Defaults to ``True``.
         post_processor (PostProcessor | bool): Defaults to ``True`` (anomalib's
             normalisation and thresholding, also inside exported models).
-        evaluator (Evaluator | bool): Defaults to ``True`` (image and pixel AUROC and F1, and the
-            paper's image maximum balanced accuracy).
+        evaluator (Evaluator | bool): Defaults to ``True`` (image and pixel AUROC and F1, pixel AUPR and
+            AUPRO, and the paper's image maximum balanced accuracy: :func:`~anomalib_cbigan.metrics.default_evaluator`).
         visualizer (Visualizer | bool): Defaults to ``True``.
 
     Raises:
