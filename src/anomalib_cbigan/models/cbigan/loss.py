@@ -47,6 +47,14 @@ def consistency_loss(
 PENALTY_PAIRINGS = ("official", "real_fake")
 
 
+def check_penalty_pairing(pairing: str) -> str:
+    """Return ``pairing`` if it is one of :data:`PENALTY_PAIRINGS`, else raise a ``ValueError`` naming them."""
+    if pairing not in PENALTY_PAIRINGS:
+        msg = f"penalty_pairing must be one of {PENALTY_PAIRINGS}, got {pairing!r}"
+        raise ValueError(msg)
+    return pairing
+
+
 def gradient_penalty(
     critic: nn.Module,
     real_images: torch.Tensor,
@@ -64,9 +72,7 @@ def gradient_penalty(
     fake pair ``(G(z), z)`` (textbook WGAN-GP on the joint input). The graph is kept
     (``create_graph=True``) so the penalty can be back-propagated.
     """
-    if pairing not in PENALTY_PAIRINGS:
-        msg = f"penalty_pairing must be one of {PENALTY_PAIRINGS}, got {pairing!r}"
-        raise ValueError(msg)
+    check_penalty_pairing(pairing)
     batch = real_images.shape[0]
     eps = torch.rand(batch, 1, device=real_images.device, dtype=real_images.dtype)
     image_eps = eps.view(batch, 1, 1, 1)
@@ -98,11 +104,8 @@ class CriticLoss(nn.Module):
 
     def __init__(self, gp_weight: float = 10.0, penalty_pairing: str = "official") -> None:
         super().__init__()
-        if penalty_pairing not in PENALTY_PAIRINGS:
-            msg = f"penalty_pairing must be one of {PENALTY_PAIRINGS}, got {penalty_pairing!r}"
-            raise ValueError(msg)
         self.gp_weight = gp_weight
-        self.penalty_pairing = penalty_pairing
+        self.penalty_pairing = check_penalty_pairing(penalty_pairing)
 
     def forward(
         self,

@@ -39,7 +39,6 @@ from anomalib_cbigan.models.gan_training import check_rgb_batch
 WIDTH_MULTIPLIERS = (1, 2, 3, 4, 8, 16)
 NUM_POOLINGS = len(WIDTH_MULTIPLIERS) - 1
 FEATURE_LAYERS = ("image_stem", "joint")
-INITIALISATIONS = ("glorot_uniform", "he_normal", "torch")
 
 
 class CriticOutput(NamedTuple):
@@ -129,6 +128,7 @@ def he_normal_(module: nn.Module) -> None:
 
 
 INITIALISERS = {"glorot_uniform": glorot_uniform_, "he_normal": he_normal_}
+INITIALISATIONS = (*INITIALISERS, "torch")  # "torch": PyTorch's own defaults, left as the layers drew them
 
 
 class ResidualBlock(nn.Module):
