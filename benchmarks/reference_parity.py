@@ -454,15 +454,15 @@ def run_check(args: argparse.Namespace) -> list[dict[str, Any]]:
     from anomalib_cbigan.models.cbigan.loss import consistency_loss  # noqa: PLC0415
 
     size, batch = args.image_size, args.batch_size
-    paths = sorted((BOTTLE / "train" / "good").glob("*.png"))[:batch]
-    images = load_images(paths, size)
+    # A run of batches: two cycles of 5 critic batches and one E/G batch, each with its own images, z and eps;
+    # the single-batch checks use the first batch's images.
+    steps = 2 * (CRITIC_STEPS + 1)
+    paths = sorted((BOTTLE / "train" / "good").glob("*.png"))
+    run_images = np.stack([load_images(paths[i * batch : (i + 1) * batch], size) for i in range(steps)])
+    images = run_images[0]
     generator = np.random.default_rng(args.seeds[0])
     prior = generator.standard_normal((batch, LATENT)).astype(np.float32)
     eps = generator.uniform(size=(batch, 1)).astype(np.float32)
-    # A run of batches: two cycles of 5 critic batches and one E/G batch, each with its own images, z and eps.
-    steps = 2 * (CRITIC_STEPS + 1)
-    all_paths = sorted((BOTTLE / "train" / "good").glob("*.png"))
-    run_images = np.stack([load_images(all_paths[i * batch : (i + 1) * batch], size) for i in range(steps)])
     run_prior = generator.standard_normal((steps, batch, LATENT)).astype(np.float32)
     run_eps = generator.uniform(size=(steps, batch, 1)).astype(np.float32)
     config = {
