@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from anomalib.engine import Engine
 from PIL import Image
 
 from anomalib_cbigan import Cbigan, list_models, model_class
-from anomalib_cbigan.data import InMemoryDataModule
+from anomalib_cbigan.data import DatasetError, InMemoryDataModule, LocalMVTecAD
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,9 @@ def datamodule(mvtec_root: Path) -> MVTecAD:
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_fit_test_predict(name: str, datamodule: MVTecAD, tmp_path: Path, fast_model_args: dict) -> None:
+def test_fit_test_predict(
+    name: str, datamodule: MVTecAD, tmp_path: Path, fast_model_args: dict, at_input_size: Callable[[object, Path], Path]
+) -> None:
     model = model_class(name)(**fast_model_args)
     engine = Engine(max_epochs=2, default_root_dir=tmp_path, logger=False, enable_progress_bar=False)
     engine.fit(model, datamodule=datamodule)
@@ -36,15 +39,16 @@ def test_fit_test_predict(name: str, datamodule: MVTecAD, tmp_path: Path, fast_m
     assert torch.isfinite(post.image_min) and torch.isfinite(post.image_threshold)
 
     # ...and applies them inside forward, so predict and the exportable forward agree.
-    images = sorted((datamodule.root / "brick" / "test").rglob("*.png"))[:3]
-    predictions = engine.predict(model, dataset=PredictDataset(images[0].parent), return_predictions=True)
+    # (on images at the input size: the exportable forward's resize cannot antialias, the pipeline's does)
+    folder = at_input_size(model, datamodule.root / "brick" / "test" / "hole")
+    predictions = engine.predict(model, dataset=PredictDataset(folder), return_predictions=True)
     batch = predictions[0]
     assert batch.pred_score.min() >= 0 and batch.pred_score.max() <= 1
     assert batch.anomaly_map.shape[-2:] == (64, 64)
     assert batch.pred_label is not None and batch.pred_mask is not None
     model.eval()
     with torch.no_grad():
-        forward = model(batch.image.new_tensor(PredictDataset(images[0].parent)[0].image).unsqueeze(0))
+        forward = model(batch.image.new_tensor(PredictDataset(folder)[0].image).unsqueeze(0))
     assert torch.allclose(forward.pred_score, batch.pred_score[:1], atol=1e-5)
 
     # The checkpoint restores the model class, its hyper-parameters and the post-processor state.
@@ -101,3 +105,36 @@ def test_in_memory_long_protocol_counts_batches_not_epochs(tmp_path: Path, mvtec
     engine.fit(model, datamodule=data)
     assert int(model.batches_seen) == engine.trainer.global_step == 15 and engine.trainer.current_epoch == 3
     assert data.decoded.images.shape == (8, 3, 64, 64)  # decoded at the pre-processor's size
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_unreadable_image_in_any_datamodule_is_named_before_the_first_step(
+    name: str, mvtec_root: Path, tmp_path: Path, fast_model_args: dict
+) -> None:
+    # anomalib's own MVTecAD (no tree check of ours): PIL would stop at that batch with "image file is truncated".
+    tree = tmp_path / "data"
+    shutil.copytree(mvtec_root / "brick", tree / "brick")
+    victim = tree / "brick" / "train" / "good" / "003.png"
+    victim.write_bytes(victim.read_bytes()[:-2000])
+    data = MVTecAD(root=tree, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
+    model = model_class(name)(**fast_model_args)
+    engine = Engine(max_epochs=1, default_root_dir=tmp_path / "run", logger=False, enable_progress_bar=False)
+    with pytest.raises(DatasetError, match=r"(?s)1 file\(s\) of the MVTecAD data cannot be read.*"
+                                           r"training image .*train/good/003\.png: .*[Tt]runcated"):  # fmt: skip
+        engine.fit(model, datamodule=data)
+    assert int(model.batches_seen) == 0 and not list((tmp_path / "run").rglob("*.ckpt"))
+
+
+def test_grayscale_rgba_and_other_sizes_train_from_files(mvtec_root: Path, tmp_path: Path) -> None:
+    # As most industrial cameras deliver them: converted to RGB as anomalib reads images, resized by the model.
+    tree = tmp_path / "data"
+    shutil.copytree(mvtec_root / "brick", tree / "brick")
+    train = sorted((tree / "brick" / "train" / "good").glob("*.png"))
+    Image.open(train[0]).convert("L").save(train[0])
+    Image.open(train[1]).convert("RGBA").save(train[1])
+    Image.open(train[2]).resize((150, 170)).save(train[2])
+    data = LocalMVTecAD(root=tree, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
+    model = Cbigan(input_size=(64, 64), critic_steps=1, visualizer=False)
+    engine = Engine(max_epochs=1, default_root_dir=tmp_path, logger=False, enable_progress_bar=False)
+    engine.fit(model, datamodule=data)
+    assert int(model.batches_seen) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -78,21 +79,7 @@ def test_empty_train_good(tmp_path: Path, mvtec_root: Path) -> None:
         check_mvtec_tree(root, "brick")
 
 
-@pytest.mark.parametrize(
-    ("damage", "match"),
-    [
-        ("corrupt", "corrupt or not an image"),
-        ("truncated", "corrupt or not an image"),
-        ("zero_bytes", "empty file"),
-        ("grayscale", "mode L \\(grayscale\\)"),
-        ("rgba", "mode RGBA"),
-        ("16bit", "mode I;16 \\(16-bit\\)"),
-        ("elongated", "1200x64 pixels, an aspect ratio beyond 8:1"),
-    ],
-)
-def test_bad_image_is_named(tmp_path: Path, mvtec_root: Path, damage: str, match: str) -> None:
-    root = _copy_tree(mvtec_root, tmp_path / "tree")
-    victim = root / "brick" / "train" / "good" / "003.png"
+def _damage(victim: Path, damage: str) -> None:
     if damage == "corrupt":
         data = bytearray(victim.read_bytes())
         data[100:200] = bytes(100)
@@ -110,10 +97,44 @@ def test_bad_image_is_named(tmp_path: Path, mvtec_root: Path, damage: str, match
         assert Image.open(victim).mode == "I;16"
     elif damage == "elongated":
         Image.open(victim).resize((1200, 64)).save(victim)
+    elif damage == "other_size":
+        Image.open(victim).resize((150, 170)).save(victim)
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        ("corrupt", "corrupt or not an image"),
+        ("truncated", "corrupt or not an image"),
+        ("zero_bytes", "empty file"),
+        ("16bit", "mode I;16 \\(16-bit\\).*above 255 would become white"),
+        ("elongated", "1200x64 pixels, an aspect ratio beyond 8:1"),
+    ],
+)
+def test_bad_image_is_named(tmp_path: Path, mvtec_root: Path, damage: str, match: str) -> None:
+    root = _copy_tree(mvtec_root, tmp_path / "tree")
+    _damage(root / "brick" / "train" / "good" / "003.png", damage)
     with pytest.raises(DatasetError, match=rf"(?s)1 unusable image.*003\.png: {match}"):
         check_mvtec_tree(root, "brick")
-    if damage in {"grayscale", "rgba", "16bit"}:  # readable images: accepted when conversion is allowed
-        check_mvtec_tree(root, "brick", require_rgb=False)
+
+
+@pytest.mark.parametrize(("damage", "logged"), [("grayscale", "1 grayscale"), ("rgba", "1 RGB\\+alpha"),
+                                                ("other_size", None)])  # fmt: skip
+def test_convertible_images_are_logged_not_refused(
+    tmp_path: Path, mvtec_root: Path, caplog: pytest.LogCaptureFixture, damage: str, logged: str | None
+) -> None:
+    # anomalib's read_image converts grayscale and RGBA to RGB, and the model's pre-processor resizes.
+    root = _copy_tree(mvtec_root, tmp_path / "tree")
+    _damage(root / "brick" / "train" / "good" / "003.png", damage)
+    with caplog.at_level("INFO", logger="anomalib_cbigan.data.tree_checks"):
+        check_mvtec_tree(root, "brick")
+    converted = [record.getMessage() for record in caplog.records if "converted to RGB" in record.getMessage()]
+    if logged is None:
+        assert not converted
+        return
+    assert len(converted) == 1 and re.search(f"{logged} image\\(s\\) are converted to RGB", converted[0])
+    with pytest.raises(DatasetError, match=r"(?s)1 unusable image.*003\.png: mode .*convert it"):
+        check_mvtec_tree(root, "brick", require_rgb=True)
 
 
 def test_local_mvtec_checks_instead_of_downloading(tmp_path: Path) -> None:

@@ -22,10 +22,11 @@ from .tree_checks import check_mvtec_tree
 class LocalMVTecAD(MVTecAD):
     """``MVTecAD`` for a tree already on disk: checks it first and never downloads.
 
-    Takes every argument of :class:`anomalib.data.MVTecAD`, plus ``require_rgb``.
+    Takes every argument of :class:`anomalib.data.MVTecAD`, plus ``require_rgb`` (default ``False``: grayscale
+    and RGBA images are converted to RGB as anomalib reads them, and logged; ``True`` refuses them).
     """
 
-    def __init__(self, *args: Any, require_rgb: bool = True, **kwargs: Any) -> None:  # noqa: ANN401
+    def __init__(self, *args: Any, require_rgb: bool = False, **kwargs: Any) -> None:  # noqa: ANN401
         super().__init__(*args, **kwargs)
         self.require_rgb = require_rgb
 

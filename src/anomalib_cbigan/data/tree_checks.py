@@ -1,8 +1,9 @@
 """Check an MVTec AD-layout tree before training, with errors that say what to fix.
 
 anomalib's ``MVTecAD`` tries to download a missing tree (which fails without internet
-with a network error) and silently converts grayscale and RGBA images to RGB; a corrupt
-PNG surfaces as a PIL error deep inside a data-loader worker. These checks run first.
+with a network error), and a corrupt or truncated PNG surfaces as a PIL error deep inside a
+data-loader worker, without the file's name. These checks run first. Grayscale and RGBA images
+are accepted, as anomalib's ``read_image`` converts them to RGB; the check logs how many there are.
 
 Example:
     >>> from anomalib_cbigan.data.tree_checks import check_mvtec_tree
@@ -11,16 +12,25 @@ Example:
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
+
+logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".PNG")
 _MAX_LISTED = 10
 # Longer side over shorter side beyond which an image is a mistake, not data: squashed to a square model input
 # it would be unrecognisable (MVTec AD images are square; wide industrial line scans should be tiled first).
 MAX_ASPECT_RATIO = 8.0
-_MODE_NAMES = {"L": "grayscale", "LA": "grayscale+alpha", "RGBA": "RGB+alpha", "I;16": "16-bit", "I": "32-bit"}
+_MODE_NAMES = {"L": "grayscale", "LA": "grayscale+alpha", "RGBA": "RGB+alpha", "P": "palette", "I;16": "16-bit",
+               "I": "32-bit", "F": "32-bit float"}  # fmt: skip
+# Modes whose conversion to RGB (anomalib's read_image: PIL's convert("RGB")) clips every value above 255 to white:
+# a 16-bit camera image would train the model on a white square, so these stay errors.
+_CLIPPED_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
 
 
 class DatasetError(ValueError):
@@ -31,8 +41,8 @@ def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix in IMAGE_SUFFIXES and p.is_file())
 
 
-def image_problem(path: Path, *, require_rgb: bool) -> str | None:
-    """Why ``path`` cannot be used as an RGB image, or ``None`` if it can."""
+def image_problem(path: Path, *, require_rgb: bool = False) -> str | None:
+    """Why ``path`` cannot be used as an image (as an RGB image, if ``require_rgb``), or ``None`` if it can."""
     if path.stat().st_size == 0:
         return "empty file (0 bytes)"
     try:
@@ -43,6 +53,12 @@ def image_problem(path: Path, *, require_rgb: bool) -> str | None:
             image.load()  # catches truncated pixel data that verify() lets through
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         return f"corrupt or not an image ({error})"
+    if mode in _CLIPPED_MODES:
+        return (
+            f"mode {mode} ({_MODE_NAMES.get(mode, mode)}); converted to RGB as anomalib reads images, every value "
+            "above 255 would become white: scale it to 8 bits first, e.g. "
+            "`Image.fromarray((np.asarray(Image.open(p)) >> 8).astype('uint8')).save(p)`"
+        )
     if require_rgb and mode != "RGB":
         return (
             f"mode {mode} ({_MODE_NAMES.get(mode, mode)}); the models take 3-channel RGB: "
@@ -55,6 +71,40 @@ def image_problem(path: Path, *, require_rgb: bool) -> str | None:
             "would be unrecognisable: crop it into near-square pieces"
         )
     return None
+
+
+def image_mode(path: Path) -> str:
+    """The PIL mode of an image file (``"RGB"``, ``"L"``, ...), read from its header only."""
+    with Image.open(path) as image:
+        return image.mode
+
+
+def unreadable_images(paths: Iterable[Path | str]) -> dict[str, str]:
+    """``{path: reason}`` for each file that cannot be read as an image; cheap (no pixel decoding).
+
+    PIL's ``verify`` reads every chunk of the file and checks its structure (a PNG's checksums), which finds
+    missing, empty, truncated and non-image files at about 1 ms per 900x900 PNG.
+
+    Example:
+        >>> import tempfile
+        >>> path = tempfile.mktemp(suffix=".png"); _ = open(path, "wb").write(b"not a png")
+        >>> unreadable_images([path]) == {path: f"cannot identify image file {path!r}"}
+        True
+    """
+    problems = {}
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+            problems[str(path)] = str(error)
+    return problems
+
+
+def listed(problems: list[str]) -> str:
+    """The first problems, one per line, and how many more there are."""
+    shown = "\n".join(f"  {problem}" for problem in problems[:_MAX_LISTED])
+    return shown + (f"\n  ... and {len(problems) - _MAX_LISTED} more" if len(problems) > _MAX_LISTED else "")
 
 
 def mask_problem(image: Path, mask: Path) -> str | None:
@@ -73,17 +123,19 @@ def mask_problem(image: Path, mask: Path) -> str | None:
     return None
 
 
-def check_mvtec_tree(root: Path | str, category: str, *, require_rgb: bool = True) -> None:
+def check_mvtec_tree(root: Path | str, category: str, *, require_rgb: bool = False) -> None:
     """Raise :class:`DatasetError` unless ``root/category`` is a usable MVTec AD tree.
 
     Checks: the root and category folders exist; ``train/good`` and ``test`` hold PNG
-    images; every image opens, is not truncated, is not absurdly elongated and (``require_rgb``)
-    is RGB; every defect image has a readable ground-truth mask of its own size.
+    images; every image opens, is not truncated, is not absurdly elongated, is not 16- or 32-bit (which
+    anomalib's conversion to RGB would clip to white) and (``require_rgb``) is RGB; every defect image has a
+    readable ground-truth mask of its own size. Grayscale, RGBA and palette images are logged (anomalib
+    converts them to RGB as it reads them); images may differ in size (the model's pre-processor resizes).
 
     Args:
         root: Dataset root (the folder holding category folders).
         category: Category folder name.
-        require_rgb: Reject grayscale, RGBA and 16-bit images instead of letting them be converted.
+        require_rgb: Reject grayscale and RGBA images instead of letting anomalib convert them to RGB.
     """
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -107,15 +159,19 @@ def check_mvtec_tree(root: Path | str, category: str, *, require_rgb: bool = Tru
         msg = f"No test images: '{test}' is missing or holds no PNG files (test/good, test/<defect>)."
         raise DatasetError(msg)
     problems = []
+    converted: Counter[str] = Counter()
     for path in _images(train) + _images(test):
         problem = image_problem(path, require_rgb=require_rgb)
+        if problem is None and (mode := image_mode(path)) != "RGB":
+            converted[_MODE_NAMES.get(mode, mode)] += 1
         if problem is None and path.parent.parent == test and path.parent.name != "good":
             mask = folder / "ground_truth" / path.parent.name / f"{path.stem}_mask.png"
             problem = mask_problem(path, mask)
         if problem:
-            problems.append(f"  {path}: {problem}")
+            problems.append(f"{path}: {problem}")
     if problems:
-        shown = "\n".join(problems[:_MAX_LISTED])
-        more = f"\n  ... and {len(problems) - _MAX_LISTED} more" if len(problems) > _MAX_LISTED else ""
-        msg = f"{len(problems)} unusable image(s) in '{folder}':\n{shown}{more}"
+        msg = f"{len(problems)} unusable image(s) in '{folder}':\n{listed(problems)}"
         raise DatasetError(msg)
+    if converted:
+        kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(converted.items()))
+        logger.info("%s: %s image(s) are converted to RGB as anomalib reads them (alpha dropped)", folder, kinds)
