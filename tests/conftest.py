@@ -69,3 +69,33 @@ def fast_args_by_name() -> Callable[[str], dict]:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in fast_args_for(name).items()}
 
     return args_for
+
+
+def resized_for_deployment(model: object, folder: Path, target: Path) -> Path:
+    """``folder``'s PNGs brought to ``model``'s input size (antialiased, as its pre-processor does) in ``target``.
+
+    The pre-processor's resize antialiases, the exported graph's cannot (anomalib's ``export_transform``), so the
+    two agree on images already at the input size: that is how exported models are fed (README, Deploying).
+    Models whose pre-processor does not resize get the images as they are.
+    """
+    import numpy as np
+    import torch
+    from anomalib.data.transforms.utils import extract_transforms_by_type
+    from PIL import Image
+    from torchvision.transforms.v2 import Resize
+
+    resizes = extract_transforms_by_type(model.pre_processor.transform, Resize)
+    if not resizes:
+        return folder
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(folder.glob("*.png")):
+        image = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)
+        small = Resize(resizes[0].size, antialias=True)(image.float()).round().clamp(0, 255).to(torch.uint8)
+        Image.fromarray(small.permute(1, 2, 0).numpy()).save(target / path.name)
+    return target
+
+
+@pytest.fixture
+def at_input_size(tmp_path: Path) -> Callable[[object, Path], Path]:
+    """:func:`resized_for_deployment` into the test's temporary folder."""
+    return lambda model, folder: resized_for_deployment(model, folder, tmp_path / "at_input_size")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -67,11 +68,13 @@ def test_exported_models_match_engine_predict(
     tmp_path: Path,
     fast_model_args: dict,
     monkeypatch: pytest.MonkeyPatch,
+    at_input_size: Callable[[object, Path], Path],
 ) -> None:
     model = model_class(name)(**fast_model_args)
     engine = Engine(max_epochs=1, default_root_dir=tmp_path, logger=False, enable_progress_bar=False)
     engine.fit(model, datamodule=datamodule)
-    dataset = PredictDataset(_images(mvtec_root))
+    # Images at the input size, as deployed models are fed: the exported graph's resize cannot antialias.
+    dataset = PredictDataset(at_input_size(model, _images(mvtec_root)))
     reference = engine.predict(model, dataset=dataset, return_predictions=True)[0]
     threshold = float(model.post_processor.normalized_pixel_threshold)
     image_threshold = float(model.post_processor.normalized_image_threshold)
@@ -88,7 +91,7 @@ def test_exported_models_match_engine_predict(
     half = _inferencer_runner(OpenVINOInferencer(export_root / "weights" / "openvino" / "model.xml", device="CPU",
                                                  config=HALF))  # fmt: skip
     for index in range(len(reference.pred_score)):
-        image = dataset[index].image  # as read from disk: the exported graph does its own pre-processing
+        image = dataset[index].image  # as read from disk: the exported graph does its own scaling
         expected_map = reference.anomaly_map[index].reshape(-1).cpu()
         for runtime, run in runners.items():
             output = run(image.unsqueeze(0).cpu())

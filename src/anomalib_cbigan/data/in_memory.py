@@ -7,7 +7,7 @@ with their start-up cost each. :class:`InMemoryDataModule` wraps any anomalib im
 its training loader:
 
 * every training image is decoded once (converted to RGB as anomalib's ``read_image`` does, so grayscale and
-  RGBA images work) and resized to one size (bilinear without antialiasing, as the models' pre-processors), then
+  RGBA images work) and resized to one size (bilinear with antialiasing, as the models' pre-processors), then
   kept as ``uint8``: 209 MVTec AD images at 128x128 take 10 MB;
 * a batch is an index lookup; on the model's device (after Lightning moved it) it becomes floats in [0, 1] and
   the datamodule's ``train_augmentations`` are applied to the whole batch, each image with its own random
@@ -85,7 +85,7 @@ def decode_image(path: str | Path, size: tuple[int, int] | None) -> torch.Tensor
     tensor = torch.from_numpy(array.copy()).permute(2, 0, 1)
     if size is None or tuple(tensor.shape[-2:]) == size:
         return tensor
-    resized = F.interpolate(tensor[None].float(), size=size, mode="bilinear", align_corners=False, antialias=False)
+    resized = F.interpolate(tensor[None].float(), size=size, mode="bilinear", align_corners=False, antialias=True)
     return resized[0].round_().clamp_(0, 255).to(torch.uint8)
 
 

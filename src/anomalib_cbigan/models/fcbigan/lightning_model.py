@@ -171,7 +171,7 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
 
     @classmethod
     def configure_pre_processor(cls, image_size: tuple[int, int] | None = None) -> PreProcessor:
-        """Scale [0, 1] images to [-1, 1]; resize (no antialias, as exported graphs) only if asked."""
+        """Scale [0, 1] images to [-1, 1]; resize (antialiased; not in exported graphs) only if asked."""
         return tanh_range_pre_processor(image_size)
 
     def configure_optimizers(self) -> list[optim.Optimizer]:
