@@ -126,6 +126,26 @@ def test_a_failing_job_is_recorded_and_retried_and_the_others_finish(
     assert len(list((output / "failed").glob("*.txt"))) == 1
 
 
+def test_a_wall_clock_budget_stops_training_and_validates_before_the_test(
+    tmp_path: Path, mvtec_root: Path, fast_args_by_name: Callable[[str], dict]
+) -> None:
+    # Lightning's max_time stops mid-epoch, where it does not validate: the job validates the final weights.
+    cbigan = {"class_path": "Cbigan", "init_args": fast_args_by_name("Cbigan")}
+    config = sweep_config(tmp_path / "sweep.yaml", mvtec_root, [cbigan])
+    settings = yaml.safe_load(config.read_text())
+    settings["benchmark"]["trainer"] = {"max_time": "00:00:00:03", "max_epochs": -1, "check_val_every_n_epoch": 1000,
+                                        "enable_progress_bar": False}  # fmt: skip
+    settings["benchmark"]["in_memory"] = {"batches_per_epoch": 100_000}
+    config.write_text(yaml.safe_dump(settings))
+
+    results = Sweep(output_dir=tmp_path / "out").run(Namespace(config=config))
+
+    row = results.iloc[0]
+    assert bool(row["validated_after_stop"])
+    assert 3 <= row["fit_duration"] < 60
+    assert 0.0 <= row["image_AUROC"] <= 1.0 and 0.0 <= row["image_F1Score"] <= 1.0
+
+
 def test_anomalib_benchmark_cli_runs_our_models_by_short_name(
     tmp_path: Path, mvtec_root: Path, fast_args_by_name: Callable[[str], dict]
 ) -> None:

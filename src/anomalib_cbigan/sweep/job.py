@@ -77,6 +77,19 @@ class TestImageTimer(Callback):
         ]
 
 
+class ValidatedStep(Callback):
+    """The training step at which the fit last validated (-1: never)."""
+
+    def __init__(self) -> None:
+        self.step = -1
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Remember the step, if the validation is part of a fit."""
+        del pl_module
+        if trainer.training or trainer.state.fn == "fit":
+            self.step = trainer.global_step
+
+
 def _write_atomically(path: Path, write: Callable[[TextIO], object]) -> None:
     with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
         write(handle)
@@ -146,7 +159,7 @@ class SweepJob(BenchmarkJob):
             devices = 1 if self.accelerator == "cpu" else [task_id]
         if self.threads is not None:
             torch.set_num_threads(self.threads)
-        timer = TestImageTimer()
+        timer, validated = TestImageTimer(), ValidatedStep()
         job_start = time.time()
         with TemporaryDirectory() as work_dir:
             seed_everything(self.seed, verbose=False)
@@ -155,11 +168,16 @@ class SweepJob(BenchmarkJob):
                 devices=devices,
                 default_root_dir=work_dir,
                 logger=False,
-                callbacks=[timer],
+                callbacks=[timer, validated],
                 **self.trainer_args,
             )
             fit_start = time.time()
             hide_output(engine.fit)(self.model, self.datamodule)
+            validated_after_stop = validated.step != engine.trainer.global_step
+            if validated_after_stop:
+                # A wall-clock budget (max_time) ends training mid-epoch, where Lightning does not validate:
+                # validate the final weights, so the post-processor's normalisation and thresholds are theirs.
+                hide_output(engine.validate)(self.model, self.datamodule, verbose=False)
             test_start = time.time()
             test_results = hide_output(engine.test)(self.model, self.datamodule, verbose=False)
         job_end = time.time()
@@ -172,6 +190,7 @@ class SweepJob(BenchmarkJob):
             "test_duration": job_end - test_start,
             "inference_ms_per_image": 1000 * timer.seconds / max(timer.images, 1),
             "test_images": timer.images,
+            "validated_after_stop": validated_after_stop,
             **self.flat_cfg,
             **test_results[0],
         }
