@@ -92,7 +92,12 @@ def save_reconstruction_figure(model: Any, datamodule: Any, path: Path, num_imag
     torch_model = model.model.eval()
     device = next(torch_model.parameters()).device
     images = images.to(device)
-    _, reconstructions = torch_model.reconstruct(images)
+    tiler = getattr(torch_model, "tiler", None)
+    if tiler is not None:  # the texture protocol: each input_size tile reconstructed, the tiles stitched back
+        _, reconstructions = torch_model.reconstruct(tiler.tile(images))
+        reconstructions = tiler.untile(reconstructions)
+    else:
+        _, reconstructions = torch_model.reconstruct(images)
     anomaly_maps = torch_model(images).anomaly_map[:, 0]
 
     def as_rgb(batch: torch.Tensor) -> list[torch.Tensor]:
