@@ -78,19 +78,18 @@ def resized_for_deployment(model: object, folder: Path, target: Path) -> Path:
     two agree on images already at the input size: that is how exported models are fed (README, Deploying).
     Models whose pre-processor does not resize get the images as they are.
     """
-    import numpy as np
-    import torch
     from anomalib.data.transforms.utils import extract_transforms_by_type
     from PIL import Image
     from torchvision.transforms.v2 import Resize
+
+    from anomalib_cbigan.data.in_memory import decode_image
 
     resizes = extract_transforms_by_type(model.pre_processor.transform, Resize)
     if not resizes:
         return folder
     target.mkdir(parents=True, exist_ok=True)
     for path in sorted(folder.glob("*.png")):
-        image = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)
-        small = Resize(resizes[0].size, antialias=True)(image.float()).round().clamp(0, 255).to(torch.uint8)
+        small = decode_image(path, tuple(resizes[0].size))  # RGB, antialiased bilinear, uint8: as the pipeline
         Image.fromarray(small.permute(1, 2, 0).numpy()).save(target / path.name)
     return target
 
