@@ -10,7 +10,7 @@ writes a heat-map picture per image and a scores table.
 ``anomalib-cbigan models`` lists the registered models.
 
 Example:
-    $ anomalib-cbigan demo --model Cbigan --category brick --epochs 30
+    $ anomalib-cbigan demo --model Cbigan --category brick --epochs 10
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from pathlib import Path
 
 # The paper's texture protocol (train on random tile crops, score each image tile by tile, image score = largest
 # tile score) with a small CPU recipe, not the paper's 1.2 M GPU batches: one critic step per E/G step, a ten times
-# larger learning rate and a larger alpha, so that two minutes on 2 cores learn (README, "The main job").
-DEMO_DEFAULTS = {"epochs": 300, "tile": 64, "image_size": 128, "batch_size": 16, "critic_steps": 1, "lr": 1e-3,
-                 "alpha": 0.5, "weight_average_decay": 0.995}  # fmt: skip
+# larger learning rate and a larger alpha, so that under three minutes on 2 cores learn (README, "The main job").
+# Training images are decoded once (InMemoryDataModule): the same 1,800 batches take 1.5x less time than from files.
+DEMO_DEFAULTS = {"epochs": 18, "batches_per_epoch": 100, "tile": 64, "image_size": 128, "batch_size": 16,
+                 "critic_steps": 1, "lr": 1e-3, "alpha": 0.5, "weight_average_decay": 0.995}  # fmt: skip
 
 
 def _demo_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -35,6 +36,12 @@ def _demo_parser(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--category", default="brick", help="brick, grass or gravel (default: brick)")
     demo.add_argument(
         "--epochs", type=int, default=DEMO_DEFAULTS["epochs"], help="training epochs (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--batches-per-epoch",
+        type=int,
+        default=DEMO_DEFAULTS["batches_per_epoch"],
+        help="training batches per epoch, drawn from the images decoded once in memory (default: %(default)s)",
     )
     demo.add_argument(
         "--tile",
@@ -71,9 +78,9 @@ def run_demo(args: argparse.Namespace) -> dict[str, float]:
     from anomalib.engine import Engine
     from torchvision.transforms import v2
 
-    from anomalib_cbigan.data import TextureAnomalies
+    from anomalib_cbigan.data import InMemoryDataModule, TextureAnomalies
     from anomalib_cbigan.registry import model_class, takes_argument
-    from anomalib_cbigan.reports import save_reconstruction_figure, write_tables
+    from anomalib_cbigan.reports import reconstruction_error_ratio, save_reconstruction_figure, write_tables
 
     lightning.seed_everything(args.seed, verbose=False)
     cls = model_class(args.model)
@@ -89,12 +96,17 @@ def run_demo(args: argparse.Namespace) -> dict[str, float]:
         kwargs["tile_images"] = True
         crops = {"train_augmentations": v2.RandomCrop((tile, tile))}
     model = cls(**kwargs)
-    datamodule = TextureAnomalies(root=args.data_root, category=args.category, train_batch_size=args.batch_size,
-                                  **crops)  # fmt: skip
-    print(f"[1/3] Embedded texture data '{args.category}' in {datamodule.root} (written on first use)", flush=True)
+    textures = TextureAnomalies(root=args.data_root, category=args.category, train_batch_size=args.batch_size,
+                                **crops)  # fmt: skip
+    datamodule = InMemoryDataModule(textures, batches_per_epoch=args.batches_per_epoch)
+    print(f"[1/3] Embedded texture data '{args.category}' in {textures.root} (written on first use)", flush=True)
     datamodule.prepare_data()
     how = f"random {tile}x{tile} crops, scored tile by tile" if tile else f"whole images at {side}x{side}"
-    print(f"[2/3] Training {model.name} for {args.epochs} epochs on {how} (CPU/GPU as available)", flush=True)
+    print(
+        f"[2/3] Training {model.name} for {args.epochs} epochs of {args.batches_per_epoch} batches on {how} "
+        "(CPU/GPU as available)",
+        flush=True,
+    )
     # Validate once, after the last epoch: that pass gives anomalib's post-processor its normalisation
     # and thresholds, and its pixel-threshold search costs more than a training epoch here.
     engine = Engine(max_epochs=args.epochs, default_root_dir=args.output, check_val_every_n_epoch=args.epochs)
@@ -107,6 +119,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, float]:
         "model": model.name,
         "category": args.category,
         **{name: float(value) for name, value in sorted(metrics.items())},
+        "reconstruction_error_ratio": reconstruction_error_ratio(model, datamodule),
         "train_s": round(train_seconds, 1),
     }
     out = Path(args.output)
@@ -115,7 +128,10 @@ def run_demo(args: argparse.Namespace) -> dict[str, float]:
     print()
     print(md_path.read_text())
     print(f"metrics:          {md_path} and {csv_path}")
-    print(f"reconstructions:  {figure}")
+    print(
+        f"reconstructions:  {figure} (on normal test images their error is "
+        f"{row['reconstruction_error_ratio']:.2f} of a flat image's: 1 = no better, 0 = exact)"
+    )
     print(f"heat-maps:        {engine.trainer.default_root_dir}/images (anomalib's visualizer)")
     return row
 
@@ -154,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.epochs < 1:
         parser.error("--epochs must be at least 1")
-    if args.tile < 0 or args.batch_size < 1:
-        parser.error("--tile must be 0 (no tiles) or a side in px, --batch-size at least 1")
+    if args.tile < 0 or args.batch_size < 1 or args.batches_per_epoch < 1:
+        parser.error("--tile must be 0 (no tiles) or a side in px, --batch-size and --batches-per-epoch at least 1")
     run_demo(args)
     return 0
 

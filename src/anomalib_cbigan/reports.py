@@ -57,6 +57,35 @@ def _score_map_panels(torch_model: Any, images: torch.Tensor) -> dict[str, torch
     return {"L_R (z-score)": maps[:, 0], "L_D (z-score)": maps[:, 1]}
 
 
+def _reconstruct(torch_model: Any, images: torch.Tensor) -> torch.Tensor:
+    """``G(E(x))`` of pre-processed images; tile by tile, stitched back, for models with the texture protocol."""
+    tiler = getattr(torch_model, "tiler", None)
+    if tiler is None:
+        return torch_model.reconstruct(images)[1]
+    return tiler.untile(torch_model.reconstruct(tiler.tile(images))[1])
+
+
+@torch.no_grad()
+def reconstruction_error_ratio(model: Any, datamodule: Any, batch_size: int = 16) -> float:
+    """How closely ``G(E(x))`` follows the normal test images: its mean absolute error over them divided by that
+    of a flat image of each image's mean colour (1: no better than a flat image, 0: exact).
+
+    An untrained or collapsed generator (one grey image for every input) scores about 1, so the figure says
+    whether the reconstructions of :func:`save_reconstruction_figure` follow their inputs.
+    """
+    dataset = datamodule.test_data
+    normal = [i for i, label in enumerate(dataset.samples.label_index) if not label]
+    torch_model = model.model.eval()
+    device = next(torch_model.parameters()).device
+    error = flat_error = 0.0
+    for start in range(0, len(normal), batch_size):
+        images = torch.stack([dataset[i].image for i in normal[start : start + batch_size]])
+        images = model.pre_processor.transform(images).to(device)
+        error += float((images - _reconstruct(torch_model, images)).abs().sum())
+        flat_error += float((images - images.mean(dim=(2, 3), keepdim=True)).abs().sum())
+    return error / flat_error
+
+
 @torch.no_grad()
 def save_reconstruction_figure(model: Any, datamodule: Any, path: Path, num_images: int = 6) -> Path:
     """Save input | reconstruction | [score maps] | anomaly map | ground truth, one row per test image.
@@ -92,12 +121,7 @@ def save_reconstruction_figure(model: Any, datamodule: Any, path: Path, num_imag
     torch_model = model.model.eval()
     device = next(torch_model.parameters()).device
     images = images.to(device)
-    tiler = getattr(torch_model, "tiler", None)
-    if tiler is not None:  # the texture protocol: each input_size tile reconstructed, the tiles stitched back
-        _, reconstructions = torch_model.reconstruct(tiler.tile(images))
-        reconstructions = tiler.untile(reconstructions)
-    else:
-        _, reconstructions = torch_model.reconstruct(images)
+    reconstructions = _reconstruct(torch_model, images)
     anomaly_maps = torch_model(images).anomaly_map[:, 0]
 
     def as_rgb(batch: torch.Tensor) -> list[torch.Tensor]:

@@ -130,8 +130,10 @@ def test_demo_trains_tests_and_writes_its_tables_and_figure(mvtec_root: Path, tm
 
     out = tmp_path / "demo"
     with contextlib.redirect_stdout(io.StringIO()) as printed:
-        assert main(["demo", "--epochs", "1", "--data-root", str(mvtec_root), "--output", str(out)]) == 0
+        args = ["--epochs", "1", "--batches-per-epoch", "4", "--data-root", str(mvtec_root), "--output", str(out)]
+        assert main(["demo", *args]) == 0
     assert "random 64x64 crops, scored tile by tile" in printed.getvalue()
     table = (out / "metrics.md").read_text()
-    assert "image_AUROC" in table and "pixel_AUPRO" in table
+    assert "image_AUROC" in table and "pixel_AUPRO" in table and "reconstruction_error_ratio" in table
+    assert "1 epochs of 4 batches" in printed.getvalue() and "of a flat image's" in printed.getvalue()
     assert (out / "metrics.csv").is_file() and (out / "reconstructions.png").stat().st_size > 10_000

@@ -7,10 +7,16 @@ import hashlib
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from anomalib_cbigan import TextureAnomalies, list_models, model_class
-from anomalib_cbigan.reports import markdown_table, save_reconstruction_figure, write_tables
+from anomalib_cbigan.reports import (
+    markdown_table,
+    reconstruction_error_ratio,
+    save_reconstruction_figure,
+    write_tables,
+)
 
 
 def test_tables(tmp_path: Path) -> None:
@@ -43,3 +49,26 @@ def test_reconstruction_figure_shows_each_defect_type_and_leaves_data_alone(
     columns = 6 if hasattr(model.model, "score_maps") else 4
     assert Image.open(figure).size == (200 * columns, 200 * 6)
     assert _digest(mvtec_root) == before
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_reconstruction_error_ratio_is_0_when_exact_and_1_for_a_flat_image(
+    name: str,
+    mvtec_root: Path,
+    fast_model_args: dict,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    datamodule = TextureAnomalies(root=mvtec_root, category="brick")
+    datamodule.setup()
+    model = model_class(name)(**fast_model_args)
+    untrained = reconstruction_error_ratio(model, datamodule)
+    assert untrained > 0.5  # random networks do not follow their input
+    monkeypatch.setattr(model.model, "reconstruct", lambda images: (None, images.clone()))
+    assert reconstruction_error_ratio(model, datamodule) == 0.0
+    if getattr(model.model, "tiler", None) is None:  # a flat image per tile would be closer than one per image
+
+        def flat(images: torch.Tensor) -> tuple[None, torch.Tensor]:
+            return None, images.mean(dim=(2, 3), keepdim=True).expand_as(images)
+
+        monkeypatch.setattr(model.model, "reconstruct", flat)
+        assert reconstruction_error_ratio(model, datamodule) == pytest.approx(1.0)
