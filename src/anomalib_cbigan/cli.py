@@ -24,7 +24,7 @@ from pathlib import Path
 
 # The paper's texture protocol (train on random tile crops, score each image tile by tile, image score = largest
 # tile score) with a small CPU recipe, not the paper's 1.2 M GPU batches: one critic step per E/G step, a ten times
-# larger learning rate and a larger alpha, so that under three minutes on 2 cores learn (README, "The main job").
+# larger learning rate and a larger alpha, so that it learns within the main job's 3 minutes on 2 cores (README).
 # Training images are decoded once (InMemoryDataModule): the same 1,800 batches take 1.5x less time than from files.
 DEMO_DEFAULTS = {"epochs": 18, "batches_per_epoch": 100, "tile": 64, "image_size": 128, "batch_size": 16,
                  "critic_steps": 1, "lr": 1e-3, "alpha": 0.5, "weight_average_decay": 0.995}  # fmt: skip
