@@ -1,14 +1,22 @@
 """Run a sweep config through anomalib's benchmark pipeline (our ``Sweep`` subclass), then write its report.
 
 Re-running the same command skips the jobs already finished (each saves its row in
-``<output>/rows/`` as soon as it ends), so an interrupted sweep resumes where it stopped.
+``<output>/rows/`` as soon as it ends), so an interrupted sweep resumes where it stopped. Before the
+first job trains, every job's model and data are built and the data checked (a missing category or an
+unreadable image is named); ``--dry-run`` does only that.
 
 Usage:
     python benchmarks/run_sweep.py --config benchmarks/sweeps/embedded_textures.yaml [--workers 2] [--output DIR]
-    python benchmarks/run_sweep.py --config benchmarks/sweeps/mvtec_textures_gpu.yaml      # on a GPU machine
+    python benchmarks/run_sweep.py --config benchmarks/sweeps/mvtec_objects_gpu.yaml --dry-run   # check, train nothing
+    python benchmarks/run_sweep.py --config benchmarks/sweeps/mvtec_objects_gpu.yaml --smoke     # 2 steps a job
+    python benchmarks/run_sweep.py --config benchmarks/sweeps/mvtec_objects_gpu.yaml \
+        -- --data.init_args.root /data/MVTecAD --trainer.max_steps 100000 --seed 0   # anomalib options win
+
+Options after ``--`` use ``anomalib train``'s dotted names (``--trainer.*``, ``--model.init_args.*``,
+``--data.init_args.*``, ``--in_memory.*``, ``--seed``) and win over the config's, for every job they apply to.
 
 Writes ``<output>/results.csv`` (every finished job: configuration, seed, metrics, train/test seconds,
-inference ms per image), ``<output>/report.md``, ``summary.csv``/``.md`` and ``plots/*.png``.
+inference ms per image), ``<output>/report.md``, ``summary.csv``/``.md``, ``plots/*.png`` and ``figures/*.png``.
 """
 
 from __future__ import annotations
@@ -19,23 +27,36 @@ from argparse import Namespace
 from pathlib import Path
 
 from anomalib_cbigan.sweep import Sweep, SweepConfigError
+from anomalib_cbigan.sweep.overrides import parse_overrides
 from anomalib_cbigan.sweep.pipeline import RESULTS_FILE
 from anomalib_cbigan.sweep.report import write_report
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the sweep and its report; the exit status is 1 if a job failed or the config is unusable."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    """Run (or plan) the sweep and write its report; 1 if a job failed, 2 if the config or data is unusable."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], usage="%(prog)s --config YAML [options] [-- ANOMALIB OPTIONS]"
+    )
     parser.add_argument("--config", type=Path, required=True, help="a sweep YAML (benchmarks/sweeps/)")
     parser.add_argument("--workers", type=int, help="parallel CPU jobs (default: the config's, else 1)")
     parser.add_argument("--output", type=Path, help="results folder (default: the config's `output`)")
     parser.add_argument("--roc-category", help="the category whose ROC curves are drawn (default: the first)")
     parser.add_argument("--no-report", action="store_true", help="only run the jobs")
+    parser.add_argument("--dry-run", action="store_true", help="build every job and check its data; train nothing")
+    parser.add_argument("--smoke", action="store_true", help="2 steps a job, batch 4, into <output>_smoke")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough: list[str] = []
+    if "--" in argv:
+        argv, passthrough = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
     args = parser.parse_args(argv)
     if not args.config.is_file():
         parser.error(f"no sweep config at {args.config}")
-    sweep = Sweep(output_dir=args.output, workers=args.workers)
     try:
+        sweep = Sweep(output_dir=args.output, workers=args.workers, overrides=parse_overrides(passthrough),
+                      smoke=args.smoke)  # fmt: skip
+        if args.dry_run:
+            sweep.plan(Namespace(config=args.config))
+            return 0
         results = sweep.run(Namespace(config=args.config))
     except SweepConfigError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from anomalib_cbigan import list_models
-from anomalib_cbigan.sweep import Sweep
+from anomalib_cbigan.sweep import Sweep, SweepConfigError
 from anomalib_cbigan.sweep.report import write_report
 
 # One optimiser step a job: the test is about the pipeline, not about learning.
@@ -182,3 +182,70 @@ def test_anomalib_benchmark_cli_runs_our_models_by_short_name(
     # Our report script takes anomalib's CSV as it is.
     report = write_report(csv_files[0], tmp_path / "report")
     assert "Cbigan" in report.read_text()
+
+
+def test_dry_run_checks_every_jobs_data_and_trains_nothing(
+    tmp_path: Path, mvtec_root: Path, fast_args_by_name: Callable[[str], dict], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cbigan = {"class_path": "Cbigan", "init_args": fast_args_by_name("Cbigan")}
+    config = sweep_config(tmp_path / "sweep.yaml", mvtec_root, [cbigan])
+    settings = yaml.safe_load(config.read_text())
+    settings["benchmark"]["data"]["init_args"]["category"] = {"grid": ["brick", "grid"]}  # 'grid' is not there
+    config.write_text(yaml.safe_dump(settings))
+    output = tmp_path / "out"
+
+    # A real run stops at the second job's missing data before the first job trains; so does a dry run.
+    for runner in (Sweep(output_dir=output).run, Sweep(output_dir=output).plan):
+        with pytest.raises(SweepConfigError, match=r"Cbigan × grid × seed 0: its data is not usable"):
+            runner(Namespace(config=config))
+    assert not (output / "rows").exists()
+
+    settings["benchmark"]["data"]["init_args"]["category"] = {"grid": ["brick"]}
+    config.write_text(yaml.safe_dump(settings))
+    plan = Sweep(output_dir=output).plan(Namespace(config=config))
+    assert list(plan["status"]) == ["to run"]
+    assert "1 jobs to run, 0 finished" in capsys.readouterr().out
+    assert not (output / "rows").exists() and not (output / "results.csv").exists()
+
+
+def test_smoke_mode_passthrough_options_and_untrained_jobs(
+    tmp_path: Path, mvtec_root: Path, fast_args_by_name: Callable[[str], dict], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One run of the script: smoke mode cuts a long training to 2 steps in its own folder, options after `--`
+    reach the models and the trainer, an untrained entry is validated and tested only, and the report shows
+    both with their figures."""
+    run_sweep = _load_script("run_sweep")
+    args = fast_args_by_name("Cbigan")
+    trained = {"class_path": "Cbigan", "init_args": args, "trainer": {"max_epochs": 500}}  # far too long but for smoke
+    untrained = {"class_path": "Cbigan", "init_args": args, "untrained": True}
+    config = sweep_config(tmp_path / "sweep.yaml", mvtec_root, [trained, untrained], output=str(tmp_path / "out"))
+
+    status = run_sweep.main(["--config", str(config), "--smoke", "--", "--model.init_args.lr", "3e-4",
+                             "--trainer.log_every_n_steps", "1"])  # fmt: skip
+
+    assert status == 0, capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    results = pd.read_csv(tmp_path / "out_smoke" / "results.csv").sort_values("trained_steps")
+    assert list(results["trained_steps"] > 0) == [False, True]
+    assert (results["model.init_args.lr"] == 3e-4).all()
+    assert (results["trainer.log_every_n_steps"] == 1).all()
+    assert (results["trainer.max_steps"] == 2).all()
+    assert results["image_AUROC_raw"].between(0, 1).all()
+    report = (tmp_path / "out_smoke" / "report.md").read_text()
+    assert "Cbigan (untrained)" in report
+    figures = sorted((tmp_path / "out_smoke" / "figures").glob("*.png"))
+    assert len(figures) == 2 and all(figure.stat().st_size > 0 for figure in figures)
+    assert all(f"figures/{figure.name}" in report for figure in figures)
+
+    assert run_sweep.main(["--config", str(config), "--", "--model.init_args.no_such_argument", "1"]) == 2
+    assert "no model of this sweep takes 'no_such_argument'" in capsys.readouterr().err
+
+
+def _load_script(name: str) -> object:
+    import importlib.util
+
+    path = Path(__file__).parents[2] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

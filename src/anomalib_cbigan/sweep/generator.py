@@ -11,9 +11,12 @@ every key with a ``grid`` list multiplies the jobs). What differs from anomalib'
 * an ``in_memory`` section (same places, same precedence; ``false`` in a model's entry opts it out) wraps
   the job's datamodule in :class:`~anomalib_cbigan.data.InMemoryDataModule` with those arguments
   (``batches_per_epoch``, ``image_size``): training images decoded once, epochs of any length;
+* ``untrained: true`` in a model's entry makes a job that validates and tests the untrained networks (the
+  floor a broken training would sit on), so any sweep can carry its own floor;
 * a job whose row is already saved in the output folder is skipped (re-running resumes a sweep);
-* each job's data is prepared (written or checked) here, in the main process, so parallel workers
-  never build the same dataset at once;
+* the data of every job that will run is prepared (written or checked: a missing category or a truncated
+  image is named) before the first job trains, in the main process, so parallel workers never build the
+  same dataset at once;
 * the job's seed is set before its model is built, so a job's initial weights do not depend on the
   jobs before it (which also makes a resumed sweep's jobs equal to an uninterrupted sweep's).
 """
@@ -45,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 
 # Sections of a model's entry that are the job's, not the model's constructor arguments.
-JOB_SECTIONS = ("trainer", "in_memory")
+JOB_SECTIONS = ("trainer", "in_memory", "untrained")
 
 
 class SweepConfigError(ValueError):
@@ -104,13 +107,14 @@ class SweepJobGenerator(BenchmarkJobGenerator):
         """:class:`~anomalib_cbigan.sweep.job.SweepJob`."""
         return SweepJob
 
-    def plan(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+    def plan(self, args: dict[str, Any], *, check_data: bool = True) -> list[dict[str, Any]]:
         """Every grid point of ``args``; raises :class:`SweepConfigError` naming the first bad one.
 
         Each distinct model and datamodule configuration is built once here (and dropped), so a value
-        the constructor refuses (``alpha: 3``) stops the sweep before its first job, not in the middle.
+        the constructor refuses (``alpha: 3``) stops the sweep before its first job, not in the middle; with
+        ``check_data``, the data of every unfinished job is prepared (datasets written, trees checked) too.
         """
-        fingerprint = json.dumps(args, sort_keys=True, default=str)
+        fingerprint = json.dumps([args, check_data], sort_keys=True, default=str)
         if self._planned is not None and self._planned[0] == fingerprint:  # checked once (Sweep.run), reused by the runner
             return self._planned[1]
         args = copy.deepcopy(args)  # building the classes must not change the caller's configuration
@@ -124,16 +128,25 @@ class SweepJobGenerator(BenchmarkJobGenerator):
         containers = list(get_iterator_from_grid_dict(args))
         parser = _class_parser()
         built: set[str] = set()
-        for container in containers:
+        prepared: set[str] = set()
+        for container, name in zip(containers, self.job_ids(containers), strict=True):
             config = {**_class_config(container), "in_memory": _in_memory_args(container)}
-            keys = {json.dumps(config["model"], sort_keys=True, default=str),
-                    json.dumps([config["data"], config["in_memory"]], sort_keys=True, default=str)}  # fmt: skip
-            if keys <= built:
+            model_key = json.dumps(config["model"], sort_keys=True, default=str)
+            data_key = json.dumps([config["data"], config["in_memory"]], sort_keys=True, default=str)
+            unprepared = check_data and data_key not in prepared and not self.is_finished(name)
+            if {model_key, data_key} <= built and not unprepared:
                 continue
-            _build(parser, container)
-            built |= keys
+            classes = _build(parser, container)
+            built |= {model_key, data_key}
+            if unprepared:
+                _prepare_data(classes.data, container)
+                prepared.add(data_key)
         self._planned = (fingerprint, containers)
         return containers
+
+    def is_finished(self, name: str) -> bool:
+        """Whether the job called ``name`` saved its row in an earlier run."""
+        return (self.output_dir / ROWS / f"{name}.json").exists()
 
     def job_ids(self, containers: list[dict[str, Any]]) -> list[str]:
         """The names of the planned jobs (configuration, seed and accelerator)."""
@@ -151,14 +164,13 @@ class SweepJobGenerator(BenchmarkJobGenerator):
         for index, (container, name) in enumerate(zip(containers, self.job_ids(containers), strict=True), 1):
             flat_cfg = flatten_dict(container)
             progress = f"[{index}/{len(containers)}] {job_label(container)} ({name})"
-            if (self.output_dir / ROWS / f"{name}.json").exists():
+            if self.is_finished(name):
                 print(f"{progress}: finished in an earlier run, skipped", flush=True)
                 continue
             # Seeded before the model is built, so its initial weights belong to the job's seed, not to
             # whichever jobs ran before it in this process (anomalib's generator builds them unseeded).
             seed_everything(container["seed"], verbose=False)
-            classes = _build(parser, container)
-            classes.data.prepare_data()
+            classes = _build(parser, container)  # its data was prepared by plan()
             print(f"{progress}: starting", flush=True)
             yield SweepJob(
                 accelerator=self.accelerator,
@@ -170,6 +182,7 @@ class SweepJobGenerator(BenchmarkJobGenerator):
                 output_dir=self.output_dir,
                 job_id=name,
                 threads=self.threads,
+                untrained=bool(container["model"].get("untrained", False)),
             )
 
 
@@ -183,6 +196,15 @@ def _build(parser: ArgumentParser, container: dict[str, Any]) -> Any:
         return classes
     except Exception as error:
         msg = f"Sweep job {job_label(container)}: invalid model or data configuration:\n{error}"
+        raise SweepConfigError(msg) from error
+
+
+def _prepare_data(datamodule: AnomalibDataModule, container: dict[str, Any]) -> None:
+    """Write or check the job's dataset (``prepare_data``), or raise an error naming the job."""
+    try:
+        datamodule.prepare_data()
+    except Exception as error:
+        msg = f"Sweep job {job_label(container)}: its data is not usable:\n{type(error).__name__}: {error}"
         raise SweepConfigError(msg) from error
 
 

@@ -1,9 +1,13 @@
 """One sweep job: anomalib's ``BenchmarkJob`` plus trainer arguments, inference timing and a saved row.
 
-A finished job leaves two files under the sweep's output folder, each written whole and then
-renamed into place: ``scores/<job_id>.csv`` (every test image's score and label, for ROC curves)
-and then ``rows/<job_id>.json`` (the results row). The row file is the mark of a finished job:
-a re-run of the sweep skips every job that has one.
+A finished job leaves its files under the sweep's output folder, each written whole and then
+renamed into place: ``scores/<job_id>.csv`` (every test image's raw score and label, for ROC curves),
+for models of this package ``figures/<job_id>.png`` (inputs, reconstructions, anomaly maps and masks of
+a few test images), and last ``rows/<job_id>.json`` (the results row). The row file is the mark of a
+finished job: a re-run of the sweep skips every job that has one.
+
+An *untrained* job (``untrained: true`` in its model's entry) validates and tests the networks as
+initialised: the floor a broken training would sit on.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ logger = logging.getLogger(__name__)
 ROWS = "rows"
 SCORES = "scores"
 FAILED = "failed"
+FIGURES = "figures"
 
 
 class TestImageTimer(Callback):
@@ -108,6 +113,7 @@ class SweepJob(BenchmarkJob):
         output_dir (Path): The sweep's output folder.
         job_id (str): The job's name in ``rows/`` and ``scores/``.
         threads (int | None): CPU threads for this job (so parallel CPU workers share the cores).
+        untrained (bool): Validate and test without training.
 
     Example:
         >>> from anomalib_cbigan.sweep.job import SweepJob
@@ -127,12 +133,14 @@ class SweepJob(BenchmarkJob):
         output_dir: Path,
         job_id: str,
         threads: int | None = None,
+        untrained: bool = False,
     ) -> None:
         super().__init__(accelerator, model, datamodule, seed, flat_cfg)
         self.trainer_args = trainer_args
         self.output_dir = Path(output_dir)
         self.job_id = job_id
         self.threads = threads
+        self.untrained = untrained
 
     def run(self, task_id: int | None = None) -> dict[str, Any]:
         """Fit, test, write ``scores/<job_id>.csv`` then ``rows/<job_id>.json``; return the row.
@@ -172,14 +180,21 @@ class SweepJob(BenchmarkJob):
                 **self.trainer_args,
             )
             fit_start = time.time()
-            hide_output(engine.fit)(self.model, self.datamodule)
-            validated_after_stop = validated.step != engine.trainer.global_step
+            if self.untrained:
+                # Validation only: anomalib's post-processor needs its statistics (without them its AUROC
+                # squashes raw scores through a sigmoid and reports 0.5).
+                hide_output(engine.validate)(self.model, self.datamodule, verbose=False)
+                validated_after_stop = False
+            else:
+                hide_output(engine.fit)(self.model, self.datamodule)
+                validated_after_stop = validated.step != engine.trainer.global_step
             if validated_after_stop:
                 # A wall-clock budget (max_time) ends training mid-epoch, where Lightning does not validate:
                 # validate the final weights, so the post-processor's normalisation and thresholds are theirs.
                 hide_output(engine.validate)(self.model, self.datamodule, verbose=False)
             test_start = time.time()
             test_results = hide_output(engine.test)(self.model, self.datamodule, verbose=False)
+            self._save_figure()
         job_end = time.time()
         row = {
             "job_id": self.job_id,
@@ -191,13 +206,27 @@ class SweepJob(BenchmarkJob):
             "inference_ms_per_image": 1000 * timer.seconds / max(timer.images, 1),
             "test_images": timer.images,
             "validated_after_stop": validated_after_stop,
+            "trained_steps": 0 if self.untrained else int(engine.trainer.global_step),
             **self.flat_cfg,
             **test_results[0],
+            "image_AUROC_raw": _raw_auroc(timer.scores),
         }
         self._save_scores(timer.scores)
         _write_atomically(self.output_dir / ROWS / f"{self.job_id}.json", lambda f: json.dump(row, f, default=str))
         print(f"finished {self.job_id}: {_summary(row)}", flush=True)  # progress for the user
         return row
+
+    def _save_figure(self) -> None:
+        """``figures/<job_id>.png`` for models that reconstruct (this package's); a failure is printed, not raised."""
+        if not callable(getattr(self.model.model, "reconstruct", None)):
+            return
+        from anomalib_cbigan.reports import save_reconstruction_figure
+
+        try:
+            with atomic_path(self.output_dir / FIGURES / f"{self.job_id}.png") as tmp:
+                save_reconstruction_figure(self.model, self.datamodule, tmp)
+        except Exception as error:  # noqa: BLE001  # a figure is a by-product: the job's metrics stand without it
+            print(f"no figure for {self.job_id}: {type(error).__name__}: {error}", flush=True)
 
     def _save_scores(self, scores: list[dict[str, Any]]) -> None:
         def write(handle: Any) -> None:
@@ -221,6 +250,17 @@ class SweepJob(BenchmarkJob):
 def _summary(row: dict[str, Any]) -> str:
     metrics = ", ".join(f"{key} {float(value):.3f}" for key, value in row.items() if key.endswith("_AUROC"))
     return f"{metrics}; fit {row['fit_duration']:.0f} s, {row['inference_ms_per_image']:.1f} ms/image"
+
+
+def _raw_auroc(scores: list[dict[str, Any]]) -> float:
+    """AUROC of the raw test scores (anomalib's table AUROC is computed after min-max normalisation and
+    clamping, which ties the extremes); NaN without both labels."""
+    from sklearn.metrics import roc_auc_score
+
+    labels = [row["gt_label"] for row in scores]
+    if len(set(labels)) != 2 or "" in labels:
+        return float("nan")
+    return float(roc_auc_score(labels, [row["pred_score"] for row in scores]))
 
 
 def finished_rows(output_dir: Path) -> list[dict[str, Any]]:

@@ -12,8 +12,12 @@ What it adds, each because anomalib's pipeline lacks it:
   saves its row there at once (anomalib writes its CSV only after the last job, so an interrupted
   sweep loses everything); a re-run skips finished jobs; ``results.csv`` holds every row in the
   folder (so several configs can share one, as the four MVTec AD parts do);
-* errors in the configuration are raised before the first job (anomalib catches them and prints
-  "check runs/pipeline.log"); failed jobs are listed at the end with their error.
+* errors in the configuration and in the data of every job that will run are raised before the first job
+  trains (anomalib catches them and prints "check runs/pipeline.log"); failed jobs are listed at the end
+  with their error; :meth:`Sweep.plan` does only that (a dry run);
+* settings given on the command line win over the config's (``overrides``: anomalib's dotted option names,
+  see :mod:`~anomalib_cbigan.sweep.overrides`), and ``smoke`` runs every job for two steps into a folder
+  of its own.
 
 Example:
     >>> from anomalib_cbigan.sweep import Sweep
@@ -38,8 +42,9 @@ from anomalib.utils.logging import redirect_logs
 
 from anomalib_cbigan.atomic_files import atomic_path
 
-from .generator import SweepConfigError, SweepJobGenerator
+from .generator import SweepConfigError, SweepJobGenerator, job_label
 from .job import FAILED, SweepJob, finished_rows
+from .overrides import SMOKE, apply_overrides
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +61,24 @@ class Sweep(Benchmark):
     Args:
         output_dir (Path | str | None): Overrides the config's ``output``.
         workers (int | None): Overrides the config's ``workers`` (parallel CPU jobs; default 1).
+        overrides (dict | None): Settings over the config's, ``{"trainer.max_steps": 100, ...}``
+            (:func:`~anomalib_cbigan.sweep.overrides.parse_overrides` reads them from a command line).
+        smoke (bool): Two training steps a job on batches of 4, written to ``<output>_smoke`` unless
+            ``output_dir`` is given: checks the whole sweep (data, models, test, report) in minutes.
     """
 
-    def __init__(self, output_dir: Path | str | None = None, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        output_dir: Path | str | None = None,
+        workers: int | None = None,
+        overrides: dict[str, Any] | None = None,
+        *,
+        smoke: bool = False,
+    ) -> None:
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.workers = workers
+        self.overrides = dict(overrides or {})
+        self.smoke = smoke
         self.failed_jobs: list[str] = []
 
     def _get_args(self, args: Namespace | None) -> dict[str, Any]:
@@ -73,8 +91,15 @@ class Sweep(Benchmark):
         _check_keys(pipeline_args, TOP_LEVEL_KEYS, args.config, "")
         if isinstance(pipeline_args.get("benchmark"), dict):
             _check_keys(pipeline_args["benchmark"], BENCHMARK_KEYS, args.config, "benchmark.")
+        if isinstance(pipeline_args.get("benchmark"), dict):
+            benchmark = pipeline_args["benchmark"]
+            if self.smoke:
+                benchmark = apply_overrides(benchmark, SMOKE, strict=False)
+            pipeline_args["benchmark"] = apply_overrides(benchmark, self.overrides)
         default_output = Path("results") / "sweeps" / Path(args.config).stem
-        self.output_dir = Path(self.output_dir or pipeline_args.get("output") or default_output)
+        if self.output_dir is None:
+            output = Path(pipeline_args.get("output") or default_output)
+            self.output_dir = output.with_name(f"{output.name}_smoke") if self.smoke else output
         workers = self.workers if self.workers is not None else pipeline_args.get("workers", 1)
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
             msg = f"workers must be a whole number >= 1, got {workers!r}"
@@ -98,6 +123,30 @@ class Sweep(Benchmark):
             generator = SweepJobGenerator(accelerator, self.output_dir, threads=threads)
             runners.append(SerialRunner(generator) if workers == 1 else ParallelRunner(generator, n_jobs=workers))
         return runners
+
+    def plan(self, args: Namespace | None = None) -> pd.DataFrame:
+        """A dry run: build every job's model and data, check the data of the jobs still to run, train nothing.
+
+        Prints one line a job and returns them (``job_id``, ``job``, ``status``: ``to run`` or ``finished``).
+
+        Raises:
+            SweepConfigError: naming the first job whose configuration or data cannot be used.
+        """
+        pipeline_args = self._get_args(args)
+        rows = []
+        for runner in self._setup_runners(pipeline_args):
+            generator = runner.generator
+            containers = generator.plan(pipeline_args.get(SweepJob.name) or {})
+            for container, name in zip(containers, generator.job_ids(containers), strict=True):
+                status = "finished" if generator.is_finished(name) else "to run"
+                rows.append({"job_id": name, "job": job_label(container), "accelerator": generator.accelerator,
+                             "status": status})  # fmt: skip
+        for index, row in enumerate(rows, 1):
+            print(f"[{index}/{len(rows)}] {row['job']} ({row['job_id']}): {row['status']}", flush=True)
+        to_run = sum(row["status"] == "to run" for row in rows)
+        print(f"{to_run} jobs to run, {len(rows) - to_run} finished in {self.output_dir}; data checked, nothing trained",
+              flush=True)  # fmt: skip
+        return pd.DataFrame(rows)
 
     def run(self, args: Namespace | None = None) -> pd.DataFrame:
         """Run every unfinished job; return (and write to ``<output>/results.csv``) the rows of all runs.

@@ -2,7 +2,10 @@
 
 Rows are grouped by model *variant*: the model class plus whichever of its arguments (or trainer
 arguments) change between its rows, seeds aside, so an alpha sweep gives ``Cbigan (alpha=0.1)``,
-``Cbigan (alpha=1.0)``, ... Seeds of one variant and category are averaged (mean ± std).
+``Cbigan (alpha=1.0)``, ...; untrained jobs are ``Cbigan (untrained)``. Seeds of one variant and category
+are averaged (mean ± std). Where the sweep ran MVTec AD categories, the CBiGAN paper's Tables II and III
+are set beside ours (:mod:`~anomalib_cbigan.sweep.paper`); the reconstruction figures the jobs saved are
+shown for one category.
 
 Example:
     >>> import pandas as pd
@@ -20,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,8 @@ from anomalib_cbigan.atomic_files import atomic_write_text
 from anomalib_cbigan.reports import markdown_table, write_tables
 
 from . import plots
+from .job import FIGURES
+from .paper import PAPER_TEXT, paper_sections
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +44,7 @@ CATEGORY_COLUMNS = ("data.init_args.category", "data.category")
 # Arguments that name a variant when they change between one model's rows; nested class configs
 # (pre-processors, evaluators) count by their last key.
 VARIANT_PREFIXES = ("model.init_args.", "trainer.", "model.trainer.")
+UNTRAINED = "model.untrained"
 COSTS = {
     "fit_duration": "train s",
     "test_duration": "test s",
@@ -64,6 +71,7 @@ def _variant_label(frame: pd.DataFrame, index: Any) -> str:
     cls = frame.at[index, "model_class"]
     same_class = frame[frame["model_class"] == cls]
     parts = []
+    untrained = UNTRAINED in frame and frame.at[index, UNTRAINED] in (True, "True", "true", 1)
     for column in frame.columns:
         if not column.startswith(VARIANT_PREFIXES):
             continue
@@ -71,6 +79,8 @@ def _variant_label(frame: pd.DataFrame, index: Any) -> str:
             value = frame.at[index, column]
             if not (isinstance(value, float) and np.isnan(value)):
                 parts.append(f"{column.rsplit('.', 1)[-1]}={value}")
+    if untrained:
+        parts.append("untrained")
     return f"{cls} ({', '.join(parts)})" if parts else cls
 
 
@@ -163,11 +173,30 @@ def summary_rows(frame: pd.DataFrame, metrics: list[str]) -> list[dict[str, Any]
     return rows
 
 
+def reconstruction_section(
+    frame: pd.DataFrame, results_dir: Path, output_dir: Path, category: str | None = None
+) -> list[str]:
+    """Markdown lines showing each model's saved figure (its first seed) for one category (default: the first)."""
+    if "job_id" not in frame:
+        return []
+    category = category or frame["category"].iloc[0]
+    lines = []
+    for model, jobs in frame[frame["category"] == category].groupby("model", sort=False):
+        job = jobs.sort_values("seed").iloc[0]
+        figure = results_dir / FIGURES / f"{job['job_id']}.png"
+        if figure.is_file():
+            relative = Path(os.path.relpath(figure, output_dir)).as_posix()
+            lines += [f"**{model}**, {category}, seed {job['seed']}: input, reconstruction, maps, ground truth", "",
+                      f"![{model}]({relative})", ""]  # fmt: skip
+    return ["", f"## Reconstructions and anomaly maps ({category})", "", *lines] if lines else []
+
+
 def write_report(
     results_csv: Path | str,
     output_dir: Path | str | None = None,
     *,
     roc_category: str | None = None,
+    paper_text: Path | None = PAPER_TEXT,
 ) -> Path:
     """Write ``report.md``, ``summary.csv``/``.md`` and the plots for a results CSV; return the report's path.
 
@@ -176,6 +205,8 @@ def write_report(
         output_dir: Defaults to the CSV's folder.
         roc_category: The category whose ROC curves are drawn (needs the ``scores/`` folder that
             :class:`~anomalib_cbigan.sweep.Sweep` writes beside its CSV). Defaults to the first.
+        paper_text: The CBiGAN paper's text, for its tables beside MVTec AD results (skipped, with a log
+            line, where the file is missing; ``None``: never).
     """
     results_csv = Path(results_csv)
     if not results_csv.is_file():
@@ -193,8 +224,13 @@ def write_report(
     for metric in metrics:
         sections += [f"## {metric}", "", markdown_table(metric_table(frame, metric)), ""]
     sections += ["## Cost (means over jobs)", "", markdown_table(cost_table(frame)), ""]
+    if paper_text is not None and Path(paper_text).is_file():
+        sections += [*paper_sections(frame, Path(paper_text).read_text()), ""]
+    elif paper_text is not None:
+        logger.info("No paper text at %s: the report has no paper tables", paper_text)
     figures = plots.draw_all(frame, metrics, output_dir / "plots", results_csv.parent / "scores", roc_category)
     sections += [f"![{figure.stem}](plots/{figure.name})" for figure in figures]
+    sections += reconstruction_section(frame, results_csv.parent, output_dir, roc_category)
     if metrics:
         write_tables(summary_rows(frame, metrics), output_dir / "summary")
     report = output_dir / "report.md"
