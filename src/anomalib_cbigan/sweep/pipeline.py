@@ -91,7 +91,6 @@ class Sweep(Benchmark):
         _check_keys(pipeline_args, TOP_LEVEL_KEYS, args.config, "")
         if isinstance(pipeline_args.get("benchmark"), dict):
             _check_keys(pipeline_args["benchmark"], BENCHMARK_KEYS, args.config, "benchmark.")
-        if isinstance(pipeline_args.get("benchmark"), dict):
             benchmark = pipeline_args["benchmark"]
             if self.smoke:
                 benchmark = apply_overrides(benchmark, SMOKE, strict=False)
