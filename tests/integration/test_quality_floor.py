@@ -3,11 +3,13 @@
 Protocol: the paper's for textures (official ``score.py``): train on random 64x64 crops of the
 embedded ``brick`` images at their native resolution, score each 192x192 test image as 3x3 tiles
 and take the largest tile score ``A(x)`` (``tile_images=True``). Recipe: alpha 0.5, lr 1e-3, one
-critic step per E/G step, 60 epochs of batches of 8 (480 batches, about a minute on 2 cores).
+critic step per E/G step, 60 epochs of batches of 8 (480 batches, about 30 s on 2 cores).
 
-Measured with ``benchmarks/embedded_quality.py --texture-protocol 64`` (seeds 0, 1, 2; raw scores; the
-official code's Glorot-uniform initialisation): trained 0.797 / 0.802 / 0.857, the same networks untrained
-0.625 / 0.625 / 0.622, hence the floor of 0.71 half-way between the worst trained and the best untrained.
+Measured with ``python benchmarks/run_sweep.py --config benchmarks/sweeps/embedded_tiles.yaml`` at 8bb42be
+(the harness's rows, seeds 0, 1, 2; ``image_AUROC_raw``, raw scores; the official code's Glorot-uniform
+initialisation): trained 0.888 / 0.841 / 0.852, the same networks untrained 0.625 / 0.625 / 0.622, hence a floor
+of 0.71, below the worst trained and above the best untrained (the removed ``embedded_quality.py`` had measured
+0.797 / 0.802 / 0.857 trained with another seeding order, the same untrained).
 Untrained, G outputs an almost constant grey, so the untrained score is each tile's distance from grey (nearly
 the same for every seed); from PyTorch's narrower default initialisation that one-colour score reached 0.85 on
 these holes and stains (see the CBiGAN README), which is why the floor is measured next to the untrained networks.
