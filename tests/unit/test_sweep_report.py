@@ -122,3 +122,14 @@ def test_report_script_reports_a_missing_file_without_a_traceback(tmp_path: Path
     )
     assert result.returncode == 2
     assert "No results file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_untrained_jobs_are_labelled_by_kind_not_by_the_training_arguments_they_lack() -> None:
+    frame = tidy(pd.DataFrame({
+        "model.class_path": ["Cbigan", "Cbigan", "Cbigan"],
+        "model.trainer.max_epochs": [30, 60, None],
+        "model.init_args.alpha": [0.1, 0.1, 0.1],
+        "model.untrained": [None, None, True],
+        "data.init_args.category": ["brick"] * 3,
+    }))  # fmt: skip
+    assert list(frame["model"]) == ["Cbigan (max_epochs=30.0)", "Cbigan (max_epochs=60.0)", "Cbigan (untrained)"]

@@ -63,19 +63,23 @@ def tidy(results: pd.DataFrame) -> pd.DataFrame:
     frame["category"] = frame[category].astype(str) if category else "all"
     if "seed" not in frame:
         frame["seed"] = 0
+    flags = frame[UNTRAINED].astype(str).str.lower() if UNTRAINED in frame else pd.Series("", index=frame.index)
+    frame["untrained"] = flags.isin(["true", "1", "1.0"])
     frame["model"] = [_variant_label(frame, index) for index in frame.index]
     return frame
 
 
 def _variant_label(frame: pd.DataFrame, index: Any) -> str:
+    """The class, plus the arguments that differ between its rows of the same kind (trained or untrained)."""
     cls = frame.at[index, "model_class"]
-    same_class = frame[frame["model_class"] == cls]
+    untrained = bool(frame.at[index, "untrained"])
+    peers = frame[(frame["model_class"] == cls) & (frame["untrained"] == untrained)]
+    prefixes = ("model.init_args.",) if untrained else VARIANT_PREFIXES  # an untrained job has no training arguments
     parts = []
-    untrained = UNTRAINED in frame and frame.at[index, UNTRAINED] in (True, "True", "true", 1)
     for column in frame.columns:
-        if not column.startswith(VARIANT_PREFIXES):
+        if not column.startswith(prefixes):
             continue
-        if same_class[column].astype(str).nunique(dropna=False) > 1:
+        if peers[column].astype(str).nunique(dropna=False) > 1:
             value = frame.at[index, column]
             if not (isinstance(value, float) and np.isnan(value)):
                 parts.append(f"{column.rsplit('.', 1)[-1]}={value}")
