@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-import inspect
 from typing import Any
 
 import yaml
@@ -138,8 +137,10 @@ def _model_entries(benchmark: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _takes(class_path: Any, argument: str) -> bool:
     """Whether the model named ``class_path`` (``Cbigan``, ``Ganomaly``, a dotted path) has ``argument``."""
+    from anomalib_cbigan.registry import takes_argument
+
     cls = _model_class(str(class_path))
-    return cls is not None and argument in inspect.signature(cls).parameters
+    return cls is not None and takes_argument(cls, argument)
 
 
 def _model_class(class_path: str) -> type | None:
