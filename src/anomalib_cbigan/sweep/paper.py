@@ -101,7 +101,6 @@ def _our_cell(frame: pd.DataFrame, model: str, metric: str, column: str) -> str:
             return "—"
         means = rows[rows["category"].isin(GROUPS[column])].groupby("category")[metric].mean()
         return "—" if means.isna().any() else f"{means.mean():.3f}"
-    values = rows.loc[rows["category"] == column, metric].dropna()
-    if values.empty:
-        return "—"
-    return f"{values.iloc[0]:.3f}" if len(values) == 1 else f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
+    from .report import _cell  # the report's mean ± std cell (report imports this module)
+
+    return _cell(rows.loc[rows["category"] == column, metric])
