@@ -6,7 +6,7 @@ much as the model's own step for a batch of 32 (``benchmarks/training_speed.py``
 the recipes use have batched forms here, sampling their parameters as torchvision does (uniform angle,
 uniform crop offset, a coin per flip): ``RandomRotation`` (nearest or bilinear, zero fill, no expand),
 ``RandomCrop`` (no padding), ``RandomHorizontalFlip``, ``RandomVerticalFlip``, and the deterministic
-``CenterCrop`` and ``Resize``, alone or in a ``Compose``. Any other transform is applied image by image.
+``CenterCrop``, ``Resize`` and ``StandardizeBrightness``, alone or in a ``Compose``. Any other transform is applied image by image.
 
 Example:
     >>> import torch
@@ -36,6 +36,8 @@ from torchvision.transforms.v2 import (
     Transform,
 )
 
+from .brightness import StandardizeBrightness
+
 BatchFunction = Callable[[torch.Tensor], torch.Tensor]
 _GRID_MODES = ("nearest", "bilinear")  # torchvision's interpolation modes that grid_sample has too
 
@@ -56,7 +58,7 @@ def batched_form(transform: Transform | Callable) -> BatchFunction | None:
     if kind is Compose:
         steps = [batched_form(step) for step in transform.transforms]
         return None if any(step is None for step in steps) else partial(_in_turn, steps)
-    if kind in {CenterCrop, Resize}:  # no random parameters: the batch call is already per-image exact
+    if kind in {CenterCrop, Resize, StandardizeBrightness}:  # no random parameters: the batch call is per-image exact
         return transform
     if kind in {RandomHorizontalFlip, RandomVerticalFlip}:
         return partial(_flip, p=transform.p, dim=-1 if kind is RandomHorizontalFlip else -2)

@@ -11,9 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from anomalib.data import MVTecAD
+from anomalib.data.utils import ValSplitMode
+from anomalib.data.utils.split import random_split
 
 from anomalib_cbigan.registry import register_datamodule
 
+from .brightness import with_standardized_brightness
+from .synthetic_defects import SyntheticDefectsDataset
 from .texture_anomalies import CATEGORIES, build_texture_dataset, default_root, is_current
 from .tree_checks import check_mvtec_tree
 
@@ -23,16 +27,53 @@ class LocalMVTecAD(MVTecAD):
     """``MVTecAD`` for a tree already on disk: checks it first and never downloads.
 
     Takes every argument of :class:`anomalib.data.MVTecAD`, plus ``require_rgb`` (default ``False``: grayscale
-    and RGBA images are converted to RGB as anomalib reads them, and logged; ``True`` refuses them).
+    and RGBA images are converted to RGB as anomalib reads them, and logged; ``True`` refuses them) and
+    ``standardize_brightness`` (default ``None``; a mean intensity in (0, 1) scales every training, validation and
+    test image to that mean before its other transforms: :class:`~anomalib_cbigan.data.StandardizeBrightness`) and
+    ``synthetic_anomalies`` (with ``val_split_mode="synthetic"``: ``"perlin"``, anomalib's Perlin-noise blends, or
+    ``"defects"``, this package's painted defects,
+    :class:`~anomalib_cbigan.data.synthetic_defects.SyntheticDefectsDataset`; default ``"perlin"``).
+
+    Example:
+        >>> from anomalib_cbigan.data import LocalMVTecAD
+        >>> data = LocalMVTecAD(root="../shared/datasets/MVTecAD", category="grid", val_split_mode="synthetic",
+        ...                     synthetic_anomalies="defects", standardize_brightness=0.45)
+        >>> type(data.test_augmentations).__name__
+        'StandardizeBrightness'
     """
 
-    def __init__(self, *args: Any, require_rgb: bool = False, **kwargs: Any) -> None:  # noqa: ANN401
+    SYNTHETIC_ANOMALIES = ("perlin", "defects")
+
+    def __init__(
+        self,
+        *args: Any,  # noqa: ANN401
+        require_rgb: bool = False,
+        standardize_brightness: float | None = None,
+        synthetic_anomalies: str = "perlin",
+        **kwargs: Any,  # noqa: ANN401
+    ) -> None:
+        if synthetic_anomalies not in self.SYNTHETIC_ANOMALIES:
+            msg = f"synthetic_anomalies must be one of {self.SYNTHETIC_ANOMALIES}, got {synthetic_anomalies!r}"
+            raise ValueError(msg)
         super().__init__(*args, **kwargs)
+        self.synthetic_anomalies = synthetic_anomalies
         self.require_rgb = require_rgb
+        self.standardize_brightness = standardize_brightness
+        for stage in ("train", "val", "test"):
+            name = f"{stage}_augmentations"
+            setattr(self, name, with_standardized_brightness(getattr(self, name), standardize_brightness))
 
     def prepare_data(self) -> None:
         """Check the tree (see :func:`~anomalib_cbigan.data.tree_checks.check_mvtec_tree`)."""
         check_mvtec_tree(self.root, self.category, require_rgb=self.require_rgb)
+
+    def _create_val_split(self) -> None:
+        """anomalib's split, except that ``synthetic_anomalies="defects"`` paints defects instead of Perlin noise."""
+        if self.val_split_mode != ValSplitMode.SYNTHETIC or self.synthetic_anomalies == "perlin":
+            super()._create_val_split()
+            return
+        self.train_data, normal_val_data = random_split(self.train_data, self.val_split_ratio, seed=self.seed)
+        self.val_data = SyntheticDefectsDataset(normal_val_data.augmentations, normal_val_data.samples, seed=self.seed)
 
 
 @register_datamodule

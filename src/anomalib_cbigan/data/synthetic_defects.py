@@ -1,0 +1,145 @@
+"""A validation set made from training images only: held-out normal images and defects painted on copies of them.
+
+Hyper-parameters, training lengths and checkpoints must be chosen without test labels. anomalib's
+``val_split_mode="synthetic"`` holds out part of ``train/good`` and blends Perlin noise into half of it; on MVTec
+AD grid those blends lower the texture's contrast, and a CBiGAN that ranks the real test defects well (AUROC 0.77)
+ranks them *below* the normal images (0.33), so they cannot choose a setting there. ``LocalMVTecAD(
+val_split_mode="synthetic", synthetic_anomalies="defects")`` makes the anomalous half with the embedded dataset's
+defect generator instead (:mod:`~anomalib_cbigan.data.texture_anomalies`: scratch, hole, stain, cut-and-paste of
+another held-out image), painted into a window of each image scaled to its size, in grey on grey images.
+
+Example:
+    >>> import numpy as np
+    >>> from anomalib_cbigan.data.synthetic_defects import paint_defect
+    >>> image = np.full((300, 300, 3), 0.5, dtype=np.float32)
+    >>> out, mask, kind = paint_defect(image, np.random.default_rng(0), image.copy())
+    >>> out.shape, mask.shape, bool(mask.any()), kind in {"scratch", "hole", "stain", "cut_paste"}
+    ((300, 300, 3), (300, 300), True, True)
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from anomalib.data.datasets.base import AnomalibDataset
+from anomalib.data.utils import Split
+from PIL import Image
+from torchvision.transforms.v2 import Transform
+
+from .texture_anomalies import _DEFECTS, CROP
+
+# The defect window's side as a fraction of the image's shorter side: the embedded dataset's defects, drawn on
+# 192-px crops of 512-px photographs, keep the same size relative to the texture.
+WINDOW_FRACTION = CROP / 512
+ANOMALOUS_FRACTION = 0.5  # as anomalib's synthetic split
+
+
+def _resized(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, C) or (H, W) float array bilinearly resized (antialiased) to ``size``."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    tensor = tensor.permute(2, 0, 1)[None] if tensor.ndim == 3 else tensor[None, None]  # noqa: PLR2004
+    out = F.interpolate(tensor, size=size, mode="bilinear", antialias=True, align_corners=False)[0]
+    return out.permute(1, 2, 0).numpy() if array.ndim == 3 else out[0].numpy()  # noqa: PLR2004
+
+
+def paint_defect(
+    image: np.ndarray, rng: np.random.Generator, other: np.ndarray, kind: str | None = None
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """``image`` (H, W, 3 floats in [0, 1]) with one defect, its boolean mask and the defect's kind.
+
+    The defect is drawn at the embedded generator's 192-px scale on a copy of a random window, and only the change
+    it made is scaled back into the window, so pixels away from the defect keep their values.
+    """
+    height, width = image.shape[:2]
+    side = max(8, round(WINDOW_FRACTION * min(height, width)))
+    top, left = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
+    window = image[top : top + side, left : left + side]
+    small = _resized(window, (CROP, CROP))
+    scale = CROP / side  # the donor of a cut-and-paste at the window's scale, so its texture matches in size
+    other_small = _resized(other, (max(CROP, round(other.shape[0] * scale)), max(CROP, round(other.shape[1] * scale))))
+    kind = kind or str(rng.choice(list(_DEFECTS)))
+    painted, mask = _DEFECTS[kind](small, rng, other_small)
+    delta = _resized(painted - small, (side, side))
+    window_mask = _resized(mask.astype(np.float32), (side, side)) > 0.5  # noqa: PLR2004
+    out = image.copy()
+    out[top : top + side, left : left + side] = np.clip(window + delta, 0, 1)
+    full_mask = np.zeros((height, width), dtype=bool)
+    full_mask[top : top + side, left : left + side] = window_mask
+    if not full_mask.any():  # a defect thinner than a pixel at this scale: mark where it changed the image most
+        changed = np.abs(out - image).max(axis=-1)
+        full_mask = changed >= changed.max() * 0.5
+    return out, full_mask, kind
+
+
+def _read(path: str) -> tuple[np.ndarray, bool]:
+    """An image as float RGB in [0, 1], and whether it was grey."""
+    with Image.open(path) as image:
+        grey = image.mode in {"L", "I;16", "I", "LA"}
+        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255, grey
+
+
+class SyntheticDefectsDataset(AnomalibDataset):
+    """Held-out normal images, half of them (at random) copied with a painted defect and its mask.
+
+    The files are written to a temporary folder, removed with the dataset.
+
+    Args:
+        augmentations (Transform | None): The validation augmentations.
+        source_samples (pd.DataFrame): The held-out normal samples (anomalib's ``samples`` frame).
+        seed (int | None): Seed of the choice of images and of the defects. Defaults to ``None``.
+    """
+
+    def __init__(self, augmentations: Transform | None, source_samples: pd.DataFrame, seed: int | None = None) -> None:
+        super().__init__(augmentations=augmentations)
+        rng = np.random.default_rng(seed)
+        self.root = Path(tempfile.mkdtemp(prefix="anomalib_cbigan_val_defects_"))
+        self._cleanup = True
+        samples = source_samples.filter(["image_path", "label", "label_index", "mask_path", "split"]).reset_index(drop=True)
+        anomalous = set(rng.permutation(len(samples))[: int(ANOMALOUS_FRACTION * len(samples))].tolist())
+        rows = []
+        for index, sample in samples.iterrows():
+            row = {"image_path": sample.image_path, "label": "normal", "label_index": 0, "mask_path": "",
+                   "split": Split.VAL}  # fmt: skip
+            if index in anomalous:
+                row = self._write_defect(index, sample.image_path, samples.image_path, rng)
+            rows.append(row)
+        self.samples = pd.DataFrame(rows)
+        self.samples.attrs["task"] = "segmentation"
+
+    def _write_defect(self, index: int, path: str, paths: pd.Series, rng: np.random.Generator) -> dict:
+        image, grey = _read(path)
+        donor = paths.iloc[int(rng.integers(len(paths)))]
+        out, mask, kind = paint_defect(image, rng, _read(donor)[0])
+        if grey:  # no colour defect on a grey material: that would be a shortcut of its own
+            out = np.repeat(out.mean(axis=-1, keepdims=True), 3, axis=-1)
+        folder = self.root / kind
+        (folder / "masks").mkdir(parents=True, exist_ok=True)
+        image_path, mask_path = folder / f"{index:03d}.png", folder / "masks" / f"{index:03d}.png"
+        Image.fromarray((out * 255).round().astype(np.uint8)).save(image_path)
+        Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(mask_path)
+        return {"image_path": str(image_path), "label": "abnormal", "label_index": 1, "mask_path": str(mask_path),
+                "split": Split.VAL}  # fmt: skip
+
+    def __del__(self) -> None:
+        """Remove the written files."""
+        if getattr(self, "_cleanup", False):
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __copy__(self) -> SyntheticDefectsDataset:
+        """A copy shares the files; only the original removes them."""
+        new = self.__class__.__new__(self.__class__)
+        new.__dict__.update(self.__dict__)
+        new._cleanup = False
+        return new
+
+    def __deepcopy__(self, memo: dict) -> SyntheticDefectsDataset:
+        """As :meth:`__copy__`, with copied samples."""
+        new = self.__copy__()
+        new.samples = self.samples.copy()
+        return new
