@@ -249,3 +249,55 @@ def _load_script(name: str) -> object:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_settings_are_chosen_on_validation_and_the_brightness_shortcut_is_flagged(
+    tmp_path: Path, mvtec_root: Path, fast_args_by_name: Callable[[str], dict]
+) -> None:
+    """grid.yaml's features on the small tree: a model's own data section, a validation set of held-out training
+    images with painted defects, two variants chosen between on it, the shortcut check, a brightness dataset."""
+    crops = {"init_args": {"train_augmentations": {"class_path": "torchvision.transforms.v2.RandomCrop",
+                                                    "init_args": {"size": [64, 64]}}}}  # fmt: skip
+    tiles = {**fast_args_by_name("Cbigan"), "tile_images": True}
+    models = [
+        {"class_path": "Cbigan", "init_args": {**tiles, "alpha": 0.1}, "data": crops, "chosen_by": "a guess"},
+        {"class_path": "Cbigan", "init_args": {**tiles, "alpha": 0.5}, "data": crops, "chosen_by": "a guess"},
+        {"class_path": "anomalib_cbigan.sweep.shortcut.MeanIntensity", "init_args": {"mode": "mean"}},
+    ]
+    config = yaml.safe_load(sweep_config(tmp_path / "sweep.yaml", mvtec_root, models).read_text())
+    config["benchmark"]["data"]["init_args"] |= {"val_split_mode": "synthetic", "val_split_ratio": 0.5, "seed": 0,
+                                                 "synthetic_anomalies": "defects",
+                                                 "standardize_brightness": {"grid": [None, 0.4]}}  # fmt: skip
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(config))
+    output = tmp_path / "out"
+
+    results = Sweep(output_dir=output).run(Namespace(config=tmp_path / "sweep.yaml"))
+
+    assert len(results) == 6  # noqa: PLR2004  # 3 entries x 2 brightness datasets
+    assert (results["val_images"] == 4).all()  # noqa: PLR2004  # half of the 8 training images held out
+    assert results["val_image_AUROC_raw"].between(0, 1).all()
+    cbigan = results[results["model.class_path"] == "Cbigan"]
+    assert "RandomCrop" in str(cbigan["data.init_args.train_augmentations.class_path"].iloc[0])  # its own data
+    assert (cbigan["model.chosen_by"] == "a guess").all()
+    report = write_report(output / "results.csv").read_text()
+    chosen = report.split("## Settings chosen without test labels")[1].split("\n## ")[0]
+    assert "best val_image_AUROC_raw of 2 variants" in chosen and "a guess" in chosen
+    assert chosen.count("| brick (brightness 0.4) |") == 2  # noqa: PLR2004  # Cbigan and MeanIntensity
+    assert "image AUROC per defect type" in report
+    for defect in ("scratch", "hole", "stain", "cut_paste"):
+        assert f"| {defect} " in report or f"| {defect} |" in report
+
+
+def test_the_shortcut_flag_names_a_dataset_where_brightness_alone_scores(tmp_path: Path) -> None:
+    frame = pd.DataFrame({
+        "model.class_path": ["anomalib_cbigan.sweep.shortcut.MeanIntensity", "Cbigan"] * 2,
+        "data.init_args.category": ["grid"] * 4,
+        "data.init_args.standardize_brightness": [None, None, 0.45, 0.45],
+        "seed": [0] * 4,
+        "image_AUROC_raw": [0.94, 0.8, 0.55, 0.7],
+        "image_AUROC": [0.94, 0.8, 0.55, 0.7],
+    })
+    frame.to_csv(tmp_path / "results.csv", index=False)
+    report = write_report(tmp_path / "results.csv", paper_text=None, thesis_text=None).read_text()
+    assert "**Shortcut on grid**" in report and "0.940" in report
+    assert "Shortcut on grid (brightness" not in report

@@ -11,6 +11,10 @@ every key with a ``grid`` list multiplies the jobs). What differs from anomalib'
 * an ``in_memory`` section (same places, same precedence; ``false`` in a model's entry opts it out) wraps
   the job's datamodule in :class:`~anomalib_cbigan.data.InMemoryDataModule` with those arguments
   (``batches_per_epoch``, ``image_size``): training images decoded once, epochs of any length;
+* a ``data`` section in a model's entry (``{init_args: {...}}``) is merged over the sweep's ``data`` for that
+  model's jobs: the CBiGAN texture protocol's training crops beside whole-image models in one sweep;
+* ``chosen_by`` in a model's entry says how its settings were chosen (kept in the job's row as
+  ``model.chosen_by``, shown by the report);
 * ``untrained: true`` in a model's entry makes a job that validates and tests the untrained networks (the
   floor a broken training would sit on), so any sweep can carry its own floor;
 * a job whose row is already saved in the output folder is skipped (re-running resumes a sweep);
@@ -48,7 +52,7 @@ logger = logging.getLogger(__name__)
 
 
 # Sections of a model's entry that are the job's, not the model's constructor arguments.
-JOB_SECTIONS = ("trainer", "in_memory", "untrained")
+JOB_SECTIONS = ("trainer", "in_memory", "untrained", "chosen_by", "data")
 
 
 class SweepConfigError(ValueError):
@@ -70,7 +74,10 @@ def job_label(container: dict[str, Any]) -> str:
     """``"Cbigan × brick × seed 0"``: what a person reads in progress lines."""
     model = str(container.get("model", {}).get("class_path", "?")).rsplit(".", 1)[-1]
     data = container.get("data", {})
-    category = data.get("init_args", {}).get("category", str(data.get("class_path", "?")).rsplit(".", 1)[-1])
+    init_args = data.get("init_args", {})
+    category = init_args.get("category", str(data.get("class_path", "?")).rsplit(".", 1)[-1])
+    if init_args.get("standardize_brightness") is not None:
+        category = f"{category} (brightness {init_args['standardize_brightness']})"
     return f"{model} × {category} × seed {container.get('seed', '?')}"
 
 
@@ -125,7 +132,7 @@ class SweepJobGenerator(BenchmarkJobGenerator):
             if key not in args:
                 msg = f"The sweep configuration's `benchmark` section needs `{key}` (it has {sorted(args)})."
                 raise SweepConfigError(msg)
-        containers = list(get_iterator_from_grid_dict(args))
+        containers = [with_model_data(container) for container in get_iterator_from_grid_dict(args)]
         parser = _class_parser()
         built: set[str] = set()
         prepared: set[str] = set()
@@ -184,6 +191,28 @@ class SweepJobGenerator(BenchmarkJobGenerator):
                 threads=self.threads,
                 untrained=bool(container["model"].get("untrained", False)),
             )
+
+
+def with_model_data(container: dict[str, Any]) -> dict[str, Any]:
+    """The grid point with its model entry's ``data`` section merged over the sweep's ``data`` (the model's wins).
+
+    Example:
+        >>> point = {"model": {"class_path": "Cbigan", "data": {"init_args": {"train_batch_size": 16}}},
+        ...          "data": {"class_path": "LocalMVTecAD", "init_args": {"category": "grid", "train_batch_size": 8}}}
+        >>> merged = with_model_data(point)
+        >>> merged["data"]["init_args"], "data" in merged["model"]
+        ({'category': 'grid', 'train_batch_size': 16}, False)
+    """
+    own = container["model"].get("data")
+    if own is None:
+        return container
+    if not isinstance(own, dict) or set(own) - {"init_args"}:
+        msg = f"Sweep job {job_label(container)}: a model's `data` section holds only `init_args`, got {own!r}"
+        raise SweepConfigError(msg)
+    merged = copy.deepcopy(container)
+    merged["model"].pop("data")
+    merged["data"].setdefault("init_args", {}).update(copy.deepcopy(own.get("init_args") or {}))
+    return merged
 
 
 def _build(parser: ArgumentParser, container: dict[str, Any]) -> Any:

@@ -82,6 +82,81 @@ class TestImageTimer(Callback):
         ]
 
 
+class ValidationScores(Callback):
+    """Each validation's image scores and pixel maps; the last validation's AUROCs go into the job's row.
+
+    The sweep validates on what the datamodule's ``val_split_mode`` makes: with ``synthetic``, normal training
+    images held out of the fit and synthetic anomalies made from them (anomalib's Perlin-noise generator), so a
+    sweep's settings can be chosen on ``val_image_AUROC_raw`` without looking at a test label.
+    """
+
+    PIXEL_THRESHOLDS = 200  # binned pixel curves: exact to 1/200, and the maps need not be kept
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.scores: list[float] = []
+        self.labels: list[int] = []
+        self._pixel_auroc: Any = None
+        self._pixel_aupr: Any = None
+        self._map_range: tuple[float, float] | None = None
+
+    def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Forget the previous validation."""
+        del trainer, pl_module
+        self._reset()
+
+    def on_validation_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        *args: Any,
+    ) -> None:
+        """Keep the batch's raw scores and labels, and add its maps to the pixel curves."""
+        del trainer, pl_module, args
+        if outputs is None or getattr(outputs, "pred_score", None) is None or batch.gt_label is None:
+            return
+        self.scores += outputs.pred_score.detach().flatten().double().cpu().tolist()
+        self.labels += batch.gt_label.flatten().int().cpu().tolist()
+        maps, masks = getattr(outputs, "anomaly_map", None), getattr(outputs, "gt_mask", None)
+        if maps is not None and masks is not None:
+            self._add_maps(maps.detach().float().cpu(), masks.detach().cpu())
+
+    def _add_maps(self, maps: torch.Tensor, masks: torch.Tensor) -> None:
+        from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision
+
+        maps = maps.reshape(len(maps), -1, *maps.shape[-2:])[:, :1]
+        masks = masks.reshape(len(masks), 1, *masks.shape[-2:]).float()
+        if maps.shape[-2:] != masks.shape[-2:]:
+            maps = torch.nn.functional.interpolate(maps, size=masks.shape[-2:], mode="bilinear", align_corners=False)
+        if self._map_range is None:  # the first batch fixes the scale of the binned curves (raw maps are not in [0, 1])
+            low, high = float(maps.min()), float(maps.max())
+            self._map_range = (low, max(high - low, 1e-12))
+            self._pixel_auroc = BinaryAUROC(thresholds=self.PIXEL_THRESHOLDS)
+            self._pixel_aupr = BinaryAveragePrecision(thresholds=self.PIXEL_THRESHOLDS)
+        low, spread = self._map_range
+        scaled = ((maps - low) / spread).clamp(0, 1).flatten()
+        targets = (masks > 0.5).int().flatten()
+        self._pixel_auroc.update(scaled, targets)
+        self._pixel_aupr.update(scaled, targets)
+
+    def metrics(self) -> dict[str, float]:
+        """``val_image_AUROC_raw``, ``val_pixel_AUROC``, ``val_pixel_AUPR`` of the last validation (NaN where
+        it had not both labels, or no maps), and ``val_images``."""
+        nan = float("nan")
+        values = {"val_images": len(self.scores), "val_image_AUROC_raw": _auroc(self.labels, self.scores)}
+        pixel_auroc = pixel_aupr = nan
+        if self._pixel_auroc is not None and self._pixel_auroc.thresholds is not None:
+            positives = bool((self._pixel_auroc.confmat[:, 1, :].sum(-1) > 0).all())  # some anomalous pixel
+            if positives:
+                pixel_auroc = float(self._pixel_auroc.compute())
+                pixel_aupr = float(self._pixel_aupr.compute())
+        return {**values, "val_pixel_AUROC": pixel_auroc, "val_pixel_AUPR": pixel_aupr}
+
+
 class ValidatedStep(Callback):
     """The training step at which the fit last validated (-1: never)."""
 
@@ -167,7 +242,7 @@ class SweepJob(BenchmarkJob):
             devices = 1 if self.accelerator == "cpu" else [task_id]
         if self.threads is not None:
             torch.set_num_threads(self.threads)
-        timer, validated = TestImageTimer(), ValidatedStep()
+        timer, validated, validation = TestImageTimer(), ValidatedStep(), ValidationScores()
         job_start = time.time()
         with TemporaryDirectory() as work_dir:
             seed_everything(self.seed, verbose=False)
@@ -176,7 +251,7 @@ class SweepJob(BenchmarkJob):
                 devices=devices,
                 default_root_dir=work_dir,
                 logger=False,
-                callbacks=[timer, validated],
+                callbacks=[timer, validated, validation],
                 **self.trainer_args,
             )
             fit_start = time.time()
@@ -211,6 +286,7 @@ class SweepJob(BenchmarkJob):
             **self.flat_cfg,
             **test_results[0],
             "image_AUROC_raw": _raw_auroc(timer.scores),
+            **validation.metrics(),
         }
         self._save_scores(timer.scores)
         _write_atomically(self.output_dir / ROWS / f"{self.job_id}.json", lambda f: json.dump(row, f, default=str))
@@ -249,19 +325,24 @@ class SweepJob(BenchmarkJob):
 
 
 def _summary(row: dict[str, Any]) -> str:
-    metrics = ", ".join(f"{key} {float(value):.3f}" for key, value in row.items() if key.endswith("_AUROC"))
+    metrics = ", ".join(f"{key} {float(value):.3f}" for key, value in row.items()
+                        if key.endswith(("_AUROC", "val_image_AUROC_raw")))  # fmt: skip
     return f"{metrics}; fit {row['fit_duration']:.0f} s, {row['inference_ms_per_image']:.1f} ms/image"
 
 
 def _raw_auroc(scores: list[dict[str, Any]]) -> float:
     """AUROC of the raw test scores (anomalib's table AUROC is computed after min-max normalisation and
     clamping, which ties the extremes); NaN without both labels."""
+    return _auroc([row["gt_label"] for row in scores], [row["pred_score"] for row in scores])
+
+
+def _auroc(labels: list[Any], scores: list[float]) -> float:
+    """AUROC of ``scores`` for 0/1 ``labels``; NaN without both labels."""
     from sklearn.metrics import roc_auc_score
 
-    labels = [row["gt_label"] for row in scores]
-    if len(set(labels)) != 2 or "" in labels:
+    if len(set(labels)) != 2 or "" in labels:  # noqa: PLR2004
         return float("nan")
-    return float(roc_auc_score(labels, [row["pred_score"] for row in scores]))
+    return float(roc_auc_score(labels, scores))
 
 
 def finished_rows(output_dir: Path) -> list[dict[str, Any]]:

@@ -5,7 +5,8 @@ Options use ``anomalib train``'s dotted names, so what a user knows from one wor
 * ``--trainer.K V``: an ``Engine``/Trainer argument for every job (over the sweep's and each model's ``trainer``);
 * ``--model.init_args.K V``: a constructor argument of every model that takes ``K`` (an argument no model of the
   sweep takes is an error, not silently dropped);
-* ``--data.init_args.K V``: a datamodule argument (``--data.init_args.root /data/MVTecAD``);
+* ``--data.init_args.K V``: a datamodule argument (``--data.init_args.root /data/MVTecAD``), also over a
+  model entry's own ``data`` section;
 * ``--in_memory.K V``: an ``InMemoryDataModule`` argument, for the jobs that read from memory;
 * ``--seed V``: one seed, or a YAML list (``--seed [0,1]``) for several.
 
@@ -99,6 +100,9 @@ def apply_overrides(benchmark: dict[str, Any], overrides: dict[str, Any], *, str
         elif section == "data.init_args":
             for data in _grid(benchmark["data"]):
                 data.setdefault("init_args", {})[argument] = value
+            for entry in entries:  # a model's own data section must not hide the command line's value
+                if argument in (entry.get("data") or {}).get("init_args", {}):
+                    entry["data"]["init_args"][argument] = value
         elif section == "in_memory":
             for holder in [benchmark, *entries]:
                 if holder.get("in_memory") is True:

@@ -1,4 +1,4 @@
-"""The CBiGAN paper's MVTec AD Tables II and III beside a sweep's results, for the sweep's report.
+"""The CBiGAN paper's MVTec AD Tables II and III, and the FCBiGAN thesis's pixel AUPR, beside a sweep's results.
 
 The paper's numbers are read from its text (``../shared/papers/cbigan-paper.txt`` beside the checkout,
 tab-separated table rows), ours from the sweep's rows: nothing is typed by hand. Rows are the MVTec AD
@@ -25,6 +25,8 @@ from anomalib_cbigan.reports import markdown_table
 
 # src/anomalib_cbigan/sweep/paper.py -> the checkout's folder -> ../shared
 PAPER_TEXT = Path(__file__).resolve().parents[4] / "shared" / "papers" / "cbigan-paper.txt"
+THESIS_TEXT = PAPER_TEXT.with_name("fcbigan-thesis-summary.txt")
+THESIS_HEADER = "Category\tf-AnoGAN\tFCBiGAN"  # the thesis's Table 2 (pixel AUPR of the MVTec AD textures)
 TEXTURES = ("carpet", "grid", "leather", "tile", "wood")
 OBJECTS = ("bottle", "cable", "capsule", "hazelnut", "metal_nut", "pill", "screw", "toothbrush", "transistor", "zipper")
 # The paper's column order: five textures, their mean, ten objects, their mean, overall mean.
@@ -104,3 +106,49 @@ def _our_cell(frame: pd.DataFrame, model: str, metric: str, column: str) -> str:
     from .report import _cell  # the report's mean ± std cell (report imports this module)
 
     return _cell(rows.loc[rows["category"] == column, metric])
+
+
+def thesis_rows(text: str) -> dict[str, dict[str, float]]:
+    r"""``{category: {"f-AnoGAN": aupr, "FCBiGAN": aupr}}`` from the thesis's Table 2 (lower-case categories).
+
+    Example:
+        >>> thesis_rows("Category\tf-AnoGAN\tFCBiGAN(Max)\nGrid\t0.050\t0.098\n\nTable 2: AUPR ...")
+        {'grid': {'f-AnoGAN': 0.05, 'FCBiGAN': 0.098}}
+    """
+    start = text.index(THESIS_HEADER)
+    rows: dict[str, dict[str, float]] = {}
+    for line in text[start:].splitlines()[1:]:
+        cells = [cell.strip() for cell in line.split("\t")]
+        if len(cells) != 3:  # noqa: PLR2004  # the blank line before the caption ends the table
+            break
+        rows[cells[0].lower()] = {"f-AnoGAN": float(cells[1]), "FCBiGAN": float(cells[2])}
+    return rows
+
+
+def thesis_section(frame: pd.DataFrame, thesis_text: str) -> list[str]:
+    """Markdown lines: the thesis's pixel AUPR beside every model's ``pixel_AUPR`` on the textures the sweep ran."""
+    if "pixel_AUPR" not in frame:
+        return []
+    thesis = thesis_rows(thesis_text)
+    datasets = [dataset for dataset in dict.fromkeys(frame["category"]) if frame.loc[frame["category"] == dataset,
+                "category_name"].iloc[0] in thesis]  # fmt: skip
+    if not datasets:
+        return []
+    from .report import _cell
+
+    models = list(dict.fromkeys(frame["model"]))
+    rows = []
+    for dataset in datasets:
+        name = frame.loc[frame["category"] == dataset, "category_name"].iloc[0]
+        row = {"dataset": dataset, "thesis f-AnoGAN": f"{thesis[name]['f-AnoGAN']:.3f}",
+               "thesis FCBiGAN": f"{thesis[name]['FCBiGAN']:.3f}"}  # fmt: skip
+        row |= {model: _cell(frame.loc[(frame["category"] == dataset) & (frame["model"] == model), "pixel_AUPR"])
+                for model in models}  # fmt: skip
+        rows.append(row)
+    return [
+        "## Beside the FCBiGAN thesis (Peccia 2021, Table 2: pixel AUPR)",
+        "",
+        "Thesis columns: full-resolution textures, its own training length; ours: this sweep's `pixel_AUPR`.",
+        "",
+        markdown_table(rows),
+    ]
