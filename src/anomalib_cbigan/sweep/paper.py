@@ -32,6 +32,9 @@ OBJECTS = ("bottle", "cable", "capsule", "hazelnut", "metal_nut", "pill", "screw
 # The paper's column order: five textures, their mean, ten objects, their mean, overall mean.
 PAPER_COLUMNS = (*TEXTURES, "texture mean", *OBJECTS, "object mean", "overall mean")
 GROUPS = {"texture mean": TEXTURES, "object mean": OBJECTS, "overall mean": TEXTURES + OBJECTS}
+# Our model classes and the paper's or the thesis's row for the same method.
+PAPER_METHODS = {"Cbigan": "CBiGAN (ours)", "Egbad": "EGBAD [16]", "Ganomaly": "GANomaly [14]"}
+THESIS_METHODS = {"Fcbigan": "FCBiGAN"}
 TABLES = {
     "II": ("maximum balanced accuracy (TPR + TNR) / 2", "image_MaxBalancedAccuracy", ("EGBAD [16]", "CBiGAN (ours)")),
     "III": ("image AUROC", "image_AUROC", ("GANomaly [14]", "EGBAD [16]", "CBiGAN (ours)")),
@@ -152,3 +155,29 @@ def thesis_section(frame: pd.DataFrame, thesis_text: str) -> list[str]:
         "",
         markdown_table(rows),
     ]
+
+
+def published_cells(paper_text: str | None, thesis_text: str | None) -> dict[tuple[str, str], str]:
+    r"""``{(model class, category): "AUROC 0.99, max bal. acc. 0.99"}``: what the paper or the thesis published.
+
+    Image AUROC (Table III) and maximum balanced accuracy (Table II) for the paper's methods, pixel AUPR (Table 2)
+    for the thesis's FCBiGAN; a missing text contributes nothing.
+
+    Example:
+        >>> published_cells(None, "Category\tf-AnoGAN\tFCBiGAN(Max)\nGrid\t0.050\t0.098\n")
+        {('Fcbigan', 'grid'): 'pixel AUPR 0.098'}
+    """
+    cells: dict[tuple[str, str], str] = {}
+    if paper_text is not None:
+        paper = paper_rows(paper_text)
+        for model_class, method in PAPER_METHODS.items():
+            for category in (*TEXTURES, *OBJECTS):
+                parts = [f"AUROC {paper['III'][method][category]:.2f}"]
+                if method in paper["II"]:
+                    parts.append(f"max bal. acc. {paper['II'][method][category]:.2f}")
+                cells[(model_class, category)] = ", ".join(parts)
+    if thesis_text is not None:
+        for category, row in thesis_rows(thesis_text).items():
+            for model_class, method in THESIS_METHODS.items():
+                cells[(model_class, category)] = f"pixel AUPR {row[method]:.3f}"
+    return cells
