@@ -39,8 +39,13 @@ def outcome(model: LightningModule, images: torch.Tensor) -> tuple[dict[str, tor
 
 
 def fit(name: str, root: Path, work_dir: Path, ckpt_path: Path | None = None, *, in_memory: bool = False) -> LightningModule:
-    model, datamodule, engine = resumable_fit.build(name, root, work_dir, in_memory=in_memory)
-    engine.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    # build() turns deterministic algorithms on for the whole process: restore the flag so later tests run as users do.
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    try:
+        model, datamodule, engine = resumable_fit.build(name, root, work_dir, in_memory=in_memory)
+        engine.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
     return model
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 from anomalib.data import ImageBatch
@@ -40,6 +42,31 @@ def test_pixel_aurocs_follow_the_maps() -> None:
     assert metrics["val_pixel_AUPR"] == pytest.approx(1.0)
     _validate(callback, [0.1, 0.9], [0, 1], 6 - maps, masks)
     assert callback.metrics()["val_pixel_AUROC"] == pytest.approx(0.0, abs=0.01)
+
+
+def test_pixel_curves_count_with_bincount_under_deterministic_algorithms(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A seeded, deterministic fit once made the pixel curves' counting mesh grow until CI's process was killed."""
+    precision_recall_curve = importlib.import_module("torchmetrics.functional.classification.precision_recall_curve")
+
+    counted_deterministically = []
+    original = precision_recall_curve._bincount
+
+    def spy(x: torch.Tensor, minlength: int | None = None) -> torch.Tensor:
+        counted_deterministically.append(torch.are_deterministic_algorithms_enabled())
+        return original(x, minlength)
+
+    monkeypatch.setattr(precision_recall_curve, "_bincount", spy)
+    masks = torch.zeros(2, 4, 4, dtype=torch.bool)
+    masks[1, :2] = True
+    torch.use_deterministic_algorithms(True)
+    try:
+        callback = ValidationScores()
+        _validate(callback, [0.1, 0.9], [0, 1], masks.float().unsqueeze(1), masks)
+        assert torch.are_deterministic_algorithms_enabled(), "the caller's setting is restored"
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert counted_deterministically == [False, False]  # AUROC and AUPR, each by torch.bincount
+    assert callback.metrics()["val_pixel_AUROC"] == pytest.approx(1.0)
 
 
 def test_one_label_only_gives_nan_not_an_error() -> None:

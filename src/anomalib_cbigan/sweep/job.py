@@ -16,7 +16,8 @@ import csv
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any, TextIO
@@ -140,8 +141,9 @@ class ValidationScores(Callback):
         low, spread = self._map_range
         scaled = ((maps - low) / spread).clamp(0, 1).flatten()
         targets = (masks > 0.5).int().flatten()
-        self._pixel_auroc.update(scaled, targets)
-        self._pixel_aupr.update(scaled, targets)
+        with _plain_bincount():
+            self._pixel_auroc.update(scaled, targets)
+            self._pixel_aupr.update(scaled, targets)
 
     def metrics(self) -> dict[str, float]:
         """``val_image_AUROC_raw``, ``val_pixel_AUROC``, ``val_pixel_AUPR`` of the last validation (NaN where
@@ -334,6 +336,23 @@ def _raw_auroc(scores: list[dict[str, Any]]) -> float:
     """AUROC of the raw test scores (anomalib's table AUROC is computed after min-max normalisation and
     clamping, which ties the extremes); NaN without both labels."""
     return _auroc([row["gt_label"] for row in scores], [row["pred_score"] for row in scores])
+
+
+@contextmanager
+def _plain_bincount() -> Iterator[None]:
+    """Deterministic algorithms off for a binned-curve update, restored after.
+
+    Under deterministic algorithms (a trainer's ``deterministic=True``, or a seeded test) torchmetrics counts a
+    batch of under 50k pixels with a dense pixels x (4 x thresholds) mesh instead of ``torch.bincount``, whose
+    memory grows with their product until the process is killed. The counts are integers, the same either way.
+    """
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(False)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic, warn_only=warn_only)
 
 
 def _auroc(labels: list[Any], scores: list[float]) -> float:
