@@ -166,8 +166,8 @@ def selection_table(frame: pd.DataFrame) -> list[dict[str, str]]:
     ``chosen_by``) and, where there were several variants, that this one won on validation. The shortcut check's
     variants are checks, not candidates: each is listed.
     """
-    if SELECTION_METRIC not in frame:
-        return []
+    if SELECTION_METRIC not in frame:  # a sweep from before validation scores: every variant, none chosen
+        frame = frame.assign(**{SELECTION_METRIC: np.nan})
     rows = []
     candidates_of = np.where(frame["model_class"] == SHORTCUT_MODEL, frame["model"], frame["model_class"])
     for (dataset, _, _), group in frame.groupby(["category", candidates_of, "untrained"], sort=False):
@@ -176,8 +176,10 @@ def selection_table(frame: pd.DataFrame) -> list[dict[str, str]]:
         best = validation.idxmax() if validation.notna().any() else validation.index[0]
         chosen = group[group["model"] == best]
         notes = [str(note) for note in dict.fromkeys(chosen[CHOSEN_BY].dropna())] if CHOSEN_BY in chosen else []
-        if candidates > 1:
+        if candidates > 1 and validation.notna().any():
             notes.append(f"best {SELECTION_METRIC} of {candidates} variants")
+        elif candidates > 1:
+            notes.append(f"no validation scores: the first of {candidates} variants")
         row = {"dataset": dataset, "model": best, "seeds": str(chosen["seed"].nunique()),
                "chosen by": "; ".join(notes) or "—", SELECTION_METRIC: _cell(chosen[SELECTION_METRIC])}  # fmt: skip
         row |= {metric: _cell(chosen[metric]) if metric in chosen else "—" for metric in HEADLINE_METRICS}
@@ -252,6 +254,8 @@ def defect_table(frame: pd.DataFrame, scores_dir: Path) -> list[dict[str, str]]:
         if not path.is_file():
             continue
         scores = pd.read_csv(path)
+        if "image_path" not in scores:  # written before the scores named their images
+            continue
         scores["defect"] = [Path(str(image)).parent.name for image in scores["image_path"]]
         good = scores[scores["gt_label"] == 0]
         if good.empty:
