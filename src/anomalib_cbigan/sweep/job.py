@@ -88,7 +88,8 @@ class ValidationScores(Callback):
 
     The sweep validates on what the datamodule's ``val_split_mode`` makes: with ``synthetic``, normal training
     images held out of the fit and synthetic anomalies made from them (anomalib's Perlin noise, or the painted
-    defects of ``LocalMVTecAD(synthetic_anomalies="defects")``), so a sweep's settings can be chosen on ``val_image_AUROC_raw`` without looking at a test label.
+    defects of ``LocalMVTecAD(synthetic_anomalies="defects")``), so a sweep's settings can be chosen on
+    ``val_image_AUROC_raw`` without looking at a test label.
     """
 
     PIXEL_THRESHOLDS = 200  # binned pixel curves: exact to 1/200, and the maps need not be kept

@@ -409,7 +409,8 @@ def write_report(
     flags = shortcut_flags(frame)
     if flags:
         sections += ["## Shortcut check", "", *flags, ""]
-    selected = selection_table(frame)
+    # A sweep from before validation scores chose its settings some other way: no section says it chose without labels.
+    selected = selection_table(frame) if SELECTION_METRIC in frame else []
     if selected:
         sections += ["## Settings chosen without test labels", "", SELECTION_NOTE, "", markdown_table(selected), ""]
     for metric in metrics:
