@@ -12,7 +12,9 @@ E, G and D with the default flags and runs them. This process loads those networ
 forward outputs (E(x), G(z), G(E(x)), D on real and fake pairs, f_D, the anomaly score ``A(x)``), the critic loss
 with its gradient penalty and the E/G loss with its consistency terms (the official ``train_step`` against our
 ``Cbigan.training_step``), the weights after one optimiser step of each, the official first step (D and E/G
-together) and the official weight average of E and G. Our defaults that differ from the official code are
+together) and the official weight average of E and G. At ``--image-size 64`` (the texture protocol's tiles) it
+also scores four whole 512-px grid test images, as the official ``score.anomaly_score`` does (every 64-px tile,
+the maximum) and as ours does with ``tile_images=True``. Our defaults that differ from the official code are
 switched to the official behaviour where the row says so (Adam's epsilon: TensorFlow adds ``1e-7`` to
 ``sqrt(v)`` before bias correction, which is ``eps = 1e-7 / sqrt(1 - beta2^t)`` in PyTorch's form, ours
 ``1e-7`` after it: the two differ in the first steps only).
@@ -25,6 +27,8 @@ side follows ``train.py``'s loop (its critic/E-G schedule, its first step updati
 Usage:
     bash scripts/setup_reference.sh   # the TensorFlow venv (.venv-reference) and ../cbigan-ad
     python benchmarks/reference_parity.py --official /path/to/cbigan-ad --tf-python .venv-reference/bin/python
+    python benchmarks/reference_parity.py --official ... --tf-python ... --image-size 64 \
+        --output benchmarks/results/reference_parity_check_64   # the texture tiles' size, with the tiled score
     python benchmarks/reference_parity.py --official ... --tf-python ... --mode curves --seeds 0 1 2
 
 Writes ``benchmarks/results/reference_parity_{check,curves}.{csv,md}`` and ``reference_parity_curves.png``.
@@ -46,6 +50,7 @@ from typing import Any
 import numpy as np
 
 BOTTLE = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "MVTecAD" / "bottle"
+GRID = BOTTLE.parent / "grid"  # 512-px textures: at --image-size 64 the check scores them tile by tile too
 RESULTS = Path(__file__).resolve().parent / "results"
 LATENT = 64
 CHANNELS = 3
@@ -167,6 +172,11 @@ def _official_check(
         "f_D(G(E(x)), E(x))": features([reconstructed, encoded], training=False),
         "A(x)": official.score.anomaly_score(generator, encoder, features, images, size, (0.1,))[0],
     }
+    if "texture_images" in data:  # score.py's texture protocol: every size-px tile of a larger image, the maximum
+        textures = tf.constant(data["texture_images"])
+        forward["A(x), max over tiles"] = official.score.anomaly_score(
+            generator, encoder, features, textures, size, (0.1,)
+        )[0]
     out.update({f"forward/{k}": np.asarray(v) for k, v in forward.items()})
     initial = {name: net.get_weights() for name, net in nets.items()}
     random_normal, random_uniform = backend.random_normal, backend.random_uniform
@@ -480,6 +490,12 @@ def run_check(args: argparse.Namespace) -> list[dict[str, Any]]:
         "run_prior": run_prior,
         "run_eps": run_eps,
     }
+    texture_size = 512
+    if size < texture_size and GRID.is_dir():  # two good and two defective grid test images, whole
+        texture_paths = sorted((GRID / "test" / "good").glob("*.png"))[:2] + sorted(
+            (GRID / "test" / "broken").glob("*.png")
+        )[:2]
+        arrays["texture_images"] = load_images(texture_paths, texture_size)
     official = run_official(args, "check", arrays, config)
     initial = official_weights(official, "initial")
     x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
@@ -516,6 +532,11 @@ def run_check(args: argparse.Namespace) -> list[dict[str, Any]]:
             "f_D(G(E(x)), E(x))": net.critic(reconstructed, encoded).features,
             "A(x)": net(x).pred_score,
         }
+    if "texture_images" in arrays:
+        tiled = our_model(initial, size, channels_last=False, tile_images=True).model.eval()
+        with torch.no_grad():
+            textures = torch.from_numpy(arrays["texture_images"]).permute(0, 3, 1, 2).contiguous()
+            ours_forward["A(x), max over tiles"] = tiled(textures).pred_score
     for name, value in ours_forward.items():
         theirs = official[f"forward/{name}"]
         if name.startswith("f_D"):  # ours is the stem convolution's output flattened (C, H, W)

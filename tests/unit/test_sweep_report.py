@@ -29,6 +29,7 @@ def results_frame() -> pd.DataFrame:
                         "data.init_args.category": category,
                         "seed": seed,
                         "image_AUROC": 0.6 + offset + 0.1 * alpha + 0.01 * seed,
+                        "trained_steps": 100 + seed,
                         "fit_duration": 10.0,
                         "test_duration": 2.0,
                         "inference_ms_per_image": 3.0,
@@ -67,10 +68,12 @@ def test_metric_table_means_seeds_adds_a_mean_row_and_bolds_the_best() -> None:
     assert mean["Cbigan (alpha=1.0)"] == "0.755"
 
 
-def test_cost_table_has_train_test_and_inference_time_per_model() -> None:
+def test_cost_table_has_trained_steps_train_test_and_inference_time_per_model() -> None:
     rows = {row["model"]: row for row in cost_table(tidy(results_frame()))}
     assert rows["Ganomaly"]["train s"] == "5.0" and rows["Ganomaly"]["inference ms/image"] == "1.0"
     assert rows["Cbigan (alpha=1.0)"]["jobs"] == 4 and rows["Cbigan (alpha=1.0)"]["seeds"] == 2
+    assert rows["Cbigan (alpha=1.0)"]["trained steps"] == "100.5"  # the mean of the seeds' 100 and 101
+    assert rows["Ganomaly"]["trained steps"] == "—"  # a row without the column
 
 
 def test_roc_curve_matches_the_rank_statistic() -> None:

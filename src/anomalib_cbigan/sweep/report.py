@@ -78,6 +78,7 @@ GENERATED_TABLE = re.compile(
     re.DOTALL,
 )
 COSTS = {
+    "trained_steps": "trained steps",  # Lightning's global_step: what a wall-clock budget bought
     "fit_duration": "train s",
     "test_duration": "test s",
     "inference_ms_per_image": "inference ms/image",
@@ -329,7 +330,8 @@ def cost_table(frame: pd.DataFrame) -> list[dict[str, Any]]:
     for model, group in frame.groupby("model", sort=False):
         row: dict[str, Any] = {"model": model, "jobs": len(group), "seeds": group["seed"].nunique()}
         for column, title in COSTS.items():
-            row[title] = f"{group[column].mean():.1f}" if column in group else "—"
+            mean = group[column].mean() if column in group else float("nan")
+            row[title] = "—" if np.isnan(mean) else f"{mean:.1f}"
         rows.append(row)
     return rows
 
