@@ -55,6 +55,17 @@ def test_variants_are_named_by_the_arguments_that_change() -> None:
     assert set(frame["model"]) == {"Cbigan (alpha=0.0)", "Cbigan (alpha=0.0001)", "Cbigan (alpha=1.0)", "Ganomaly"}
 
 
+def test_a_model_entrys_data_arguments_name_its_variants_but_the_dataset_does_not() -> None:
+    frame = tidy(pd.DataFrame({
+        "model.class_path": ["Draem"] * 4,
+        "data.init_args.train_batch_size": [32, 8, 32, 8],
+        "data.init_args.category": ["grid"] * 4,
+        "data.init_args.standardize_brightness": [None, None, 0.45, 0.45],
+    }))  # fmt: skip
+    assert list(frame["model"]) == ["Draem (train_batch_size=32)", "Draem (train_batch_size=8)"] * 2
+    assert list(frame["category"]) == ["grid", "grid", "grid (brightness 0.45)", "grid (brightness 0.45)"]
+
+
 def test_metric_table_means_seeds_adds_a_mean_row_and_bolds_the_best() -> None:
     table = metric_table(tidy(results_frame()), "image_AUROC")
     assert [row["category"] for row in table] == ["brick", "grass", "mean"]

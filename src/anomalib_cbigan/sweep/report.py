@@ -52,7 +52,9 @@ MODEL = "model.class_path"
 CATEGORY_COLUMNS = ("data.init_args.category", "data.category")
 # Arguments that name a variant when they change between one model's rows; nested class configs
 # (pre-processors, evaluators) count by their last key.
-VARIANT_PREFIXES = ("model.init_args.", "trainer.", "model.trainer.")
+VARIANT_PREFIXES = ("model.init_args.", "trainer.", "model.trainer.", "data.init_args.")
+# Data arguments that make another dataset (the dataset label names them), not another variant of a model.
+DATASET_COLUMNS = ("data.init_args.root", "data.init_args.category", "data.init_args.standardize_brightness")
 UNTRAINED = "model.untrained"
 CHOSEN_BY = "model.chosen_by"
 BRIGHTNESS = "data.init_args.standardize_brightness"
@@ -120,7 +122,7 @@ def _variant_label(frame: pd.DataFrame, index: Any) -> str:
     prefixes = ("model.init_args.",) if untrained else VARIANT_PREFIXES  # an untrained job has no training arguments
     parts = []
     for column in frame.columns:
-        if not column.startswith(prefixes):
+        if not column.startswith(prefixes) or column in DATASET_COLUMNS:
             continue
         if peers[column].astype(str).nunique(dropna=False) > 1:
             value = frame.at[index, column]
