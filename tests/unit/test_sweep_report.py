@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from anomalib_cbigan.sweep.plots import roc_curve
-from anomalib_cbigan.sweep.report import cost_table, metric_table, tidy, write_report
+from anomalib_cbigan.sweep.report import cost_table, length_table, metric_table, tidy, write_report
 
 
 def results_frame() -> pd.DataFrame:
@@ -64,6 +64,23 @@ def test_a_model_entrys_data_arguments_name_its_variants_but_the_dataset_does_no
     }))  # fmt: skip
     assert list(frame["model"]) == ["Draem (train_batch_size=32)", "Draem (train_batch_size=8)"] * 2
     assert list(frame["category"]) == ["grid", "grid", "grid (brightness 0.45)", "grid (brightness 0.45)"]
+
+
+def test_length_table_orders_a_models_lengths_by_trained_steps_and_skips_models_of_one_length() -> None:
+    frame = tidy(pd.DataFrame({
+        "model.class_path": ["Cbigan", "Cbigan", "Cbigan", "Ganomaly"],
+        "model.trainer.max_time": ["00:00:08:00", "00:00:01:00", "00:00:01:00", None],
+        "trained_steps": [4000, 500, 520, 90],
+        "val_image_AUROC_raw": [0.8, 0.6, 0.62, 0.5],
+        "image_AUROC": [0.7, 0.6, 0.64, 0.5],
+        "data.init_args.category": ["grid"] * 4,
+        "seed": [0, 0, 1, 0],
+    }))  # fmt: skip
+    rows = length_table(frame)
+    assert [(row["model"], row["trained steps"], row["seeds"]) for row in rows] == [
+        ("Cbigan (max_time=00:00:01:00)", "510", "2"), ("Cbigan (max_time=00:00:08:00)", "4000", "1")]
+    assert rows[0]["val AUROC"] == "0.610 ± 0.014" and rows[1]["image AUROC"] == "0.700"
+    assert length_table(frame[frame["model_class"] == "Ganomaly"]) == []
 
 
 def test_metric_table_means_seeds_adds_a_mean_row_and_bolds_the_best() -> None:

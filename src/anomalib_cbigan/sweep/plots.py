@@ -97,6 +97,28 @@ def alpha_curve(frame: pd.DataFrame, metric: str, path: Path) -> Path | None:
     return _save(figure, path)
 
 
+def length_curve(groups: list[pd.DataFrame], path: Path) -> Path | None:
+    """Validation and test image AUROC against trained steps (log axis), one pair of lines per dataset and model."""
+    needed = ("trained_steps", "val_image_AUROC_raw", "image_AUROC")
+    groups = [group for group in groups if all(column in group for column in needed)]
+    if not groups:
+        return None
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for group in groups:
+        stats = group.groupby("model", sort=False)[list(needed)].mean().sort_values("trained_steps")
+        name = f"{group['model_class'].iloc[0]}, {group['category'].iloc[0]}"
+        line = axis.plot(stats["trained_steps"], stats["image_AUROC"], marker="o", label=f"{name}: test")[0]
+        axis.plot(stats["trained_steps"], stats["val_image_AUROC_raw"], marker="s", linestyle="--",
+                  color=line.get_color(), label=f"{name}: validation")  # fmt: skip
+    axis.set_xscale("log")
+    axis.set_xlabel("trained steps")
+    axis.set_ylabel("image AUROC")
+    axis.axhline(0.5, color="grey", linewidth=0.8, linestyle=":")
+    axis.legend(fontsize="small")
+    axis.set_title("image AUROC against training length")
+    return _save(figure, path)
+
+
 def roc_curves(frame: pd.DataFrame, category: str, scores_dir: Path, path: Path) -> Path | None:
     """ROC curves of each model's first seed on ``category``, from ``scores_dir/<job_id>.csv``."""
     if "job_id" not in frame or not scores_dir.is_dir():

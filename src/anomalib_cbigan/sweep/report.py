@@ -59,6 +59,7 @@ UNTRAINED = "model.untrained"
 CHOSEN_BY = "model.chosen_by"
 BRIGHTNESS = "data.init_args.standardize_brightness"
 SELECTION_METRIC = "val_image_AUROC_raw"
+LENGTH_KEYS = ("max_time", "max_epochs", "max_steps")
 SHORTCUT_MODEL = "MeanIntensity"
 # The brightness shortcut's AUROC further than this from 0.5 flags a dataset (in either direction: a cue that
 # ranks defects darker is as usable as one that ranks them brighter).
@@ -72,6 +73,11 @@ SELECTION_NOTE = (
     "synthetic`, normal training images held out of the fit plus synthetic anomalies made from them; no test "
     "image). `chosen by`: how the entry's settings were fixed (its `chosen_by`). Test metrics of that variant, "
     "mean ± std over seeds."
+)
+LENGTH_NOTE = (
+    "Models the sweep trained for several lengths: mean trained steps (Lightning's global step), validation AUROC "
+    "(held-out training images and synthetic anomalies) and test metrics, mean ± std over seeds. Where validation "
+    "and test rise together, more batches are what the model lacks; `plots/length_*.png` draws both."
 )
 # A table in a Markdown document (the README) that ``report_sweep.py --refresh`` regenerates from a results CSV
 # (the path relative to the document's folder), so that no figure in it is typed by hand.
@@ -326,6 +332,34 @@ def _bold_best(cells: dict[str, str], means: pd.Series) -> dict[str, str]:
     return cells
 
 
+def length_groups(frame: pd.DataFrame) -> list[pd.DataFrame]:
+    """The trained rows of each dataset and model class whose variants differ in training length (``max_time``,
+    ``max_epochs`` or ``max_steps``, of the sweep's or the model entry's ``trainer``)."""
+    columns = [f"{section}{key}" for section in ("trainer.", "model.trainer.") for key in LENGTH_KEYS]
+    columns = [column for column in columns if column in frame]
+    groups = []
+    for _, group in frame[~frame["untrained"]].groupby(["category", "model_class"], sort=False):
+        if group["model"].nunique() > 1 and any(group[column].astype(str).nunique() > 1 for column in columns):
+            groups.append(group)
+    return groups
+
+
+def length_table(frame: pd.DataFrame) -> list[dict[str, str]]:
+    """Validation and test metrics against trained steps, for each model trained at several lengths."""
+    rows = []
+    for group in length_groups(frame):
+        steps = group.groupby("model", sort=False)["trained_steps"].mean() if "trained_steps" in group else None
+        order = steps.sort_values().index if steps is not None else list(dict.fromkeys(group["model"]))
+        for model in order:
+            runs = group[group["model"] == model]
+            row = {"dataset": runs["category"].iloc[0], "model": model, "seeds": str(runs["seed"].nunique()),
+                   "trained steps": "—" if steps is None else f"{steps[model]:.0f}"}  # fmt: skip
+            for metric in (SELECTION_METRIC, *HEADLINE_METRICS[:4]):
+                row[HEADLINE_LABELS[metric]] = _cell(runs[metric]) if metric in runs else "—"
+            rows.append(row)
+    return rows
+
+
 def cost_table(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Per model variant: jobs, seeds, and the mean training, test and per-image inference times."""
     rows = []
@@ -423,6 +457,10 @@ def write_report(
     if defects:
         sections += ["## image AUROC per defect type (raw scores, each defect type against the good test images)",
                      "", markdown_table(defects), ""]  # fmt: skip
+    lengths = length_table(frame)
+    if lengths:
+        sections += ["## Training length (validation and test against trained steps)", "", LENGTH_NOTE, "",
+                     markdown_table(lengths), ""]  # fmt: skip
     sections += ["## Cost (means over jobs)", "", markdown_table(cost_table(frame)), ""]
     if paper_text is not None and Path(paper_text).is_file():
         sections += [*paper_sections(frame, Path(paper_text).read_text()), ""]
@@ -431,6 +469,8 @@ def write_report(
     if thesis_text is not None and Path(thesis_text).is_file():
         sections += [*thesis_section(frame, Path(thesis_text).read_text()), ""]
     figures = plots.draw_all(frame, metrics, output_dir / "plots", results_csv.parent / "scores", roc_category)
+    length_figure = plots.length_curve(length_groups(frame), output_dir / "plots" / "length_image_AUROC.png")
+    figures += [length_figure] if length_figure is not None else []
     sections += [f"![{figure.stem}](plots/{figure.name})" for figure in figures]
     sections += reconstruction_section(frame, results_csv.parent, output_dir, roc_category)
     if metrics:
