@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from anomalib_cbigan import list_models
-from anomalib_cbigan.sweep import Sweep, SweepConfigError, SweepJobGenerator, job_id
+from anomalib_cbigan.sweep import Sweep, SweepConfigError, SweepJobGenerator, finished_rows, job_id
 
 SWEEPS = Path(__file__).resolve().parents[2] / "benchmarks" / "sweeps"
 
@@ -208,3 +208,16 @@ def test_in_memory_wraps_each_jobs_datamodule_and_a_model_can_opt_out(tmp_path: 
     assert isinstance(egbad, InMemoryDataModule) and egbad.batches_per_epoch is None  # the sweep's `true`
     assert not isinstance(opted_out, InMemoryDataModule)
     assert cbigan.category == "brick"  # rows and reports name the wrapped data's category
+
+
+def test_finished_rows_follow_the_plan_then_age_whatever_the_files_ages(tmp_path: Path) -> None:
+    import json
+    import os
+
+    rows = tmp_path / "rows"
+    rows.mkdir()
+    for age, name in enumerate(["c", "a", "old", "b", "new"]):  # written in this order, oldest first
+        (rows / f"{name}.json").write_text(json.dumps({"job_id": name}))
+        os.utime(rows / f"{name}.json", (1_000 + age, 1_000 + age))
+    assert [row["job_id"] for row in finished_rows(tmp_path, ["a", "b", "c"])] == ["a", "b", "c", "old", "new"]
+    assert [row["job_id"] for row in finished_rows(tmp_path)] == ["c", "a", "old", "b", "new"]

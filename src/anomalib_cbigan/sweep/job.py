@@ -16,7 +16,7 @@ import csv
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -365,7 +365,10 @@ def _auroc(labels: list[Any], scores: list[float]) -> float:
     return float(roc_auc_score(labels, scores))
 
 
-def finished_rows(output_dir: Path) -> list[dict[str, Any]]:
-    """Every finished job's row under ``output_dir``, oldest first."""
+def finished_rows(output_dir: Path, order: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Every finished job's row under ``output_dir``: the jobs named in ``order`` first, in that order, then the
+    others oldest first (a checkout gives every file the same age, so only the plan's order survives a clone)."""
     paths = sorted((Path(output_dir) / ROWS).glob("*.json"), key=lambda path: path.stat().st_mtime)
+    rank = {name: index for index, name in enumerate(order)}
+    paths.sort(key=lambda path: rank.get(path.stem, len(rank)))  # stable: the unplanned keep their age order
     return [json.loads(path.read_text()) for path in paths]

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 from argparse import Namespace
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -156,9 +157,9 @@ class Sweep(Benchmark):
         pipeline_args = self._get_args(args)
         runners = self._setup_runners(pipeline_args)
         job_args = pipeline_args.get(SweepJob.name) or {}
-        planned: set[str] = set()
+        planned: list[str] = []
         for runner in runners:  # fail fast, while errors still reach the user
-            planned.update(runner.generator.job_ids(runner.generator.plan(job_args)))
+            planned += runner.generator.job_ids(runner.generator.plan(job_args))
         self.output_dir.mkdir(parents=True, exist_ok=True)
         redirect_logs(str(self.output_dir / "pipeline.log"))
         for runner in runners:
@@ -166,13 +167,13 @@ class Sweep(Benchmark):
                 runner.run(job_args)
             except Exception:  # anomalib's runners raise once at the end if any job failed
                 logger.exception("Some jobs of the %s runner failed.", runner.generator.accelerator)
-        results = pd.DataFrame(finished_rows(self.output_dir))
+        results = pd.DataFrame(finished_rows(self.output_dir, planned))
         write_results(results, self.output_dir / RESULTS_FILE)
         self.failed_jobs = self._report_failures(planned)
         print(f"{len(results)} finished jobs in {self.output_dir / RESULTS_FILE}", flush=True)
         return results
 
-    def _report_failures(self, planned: set[str]) -> list[str]:
+    def _report_failures(self, planned: Sequence[str]) -> list[str]:
         """Print the failures of this sweep's jobs (not those of other configs sharing the folder)."""
         failures = sorted(path for path in (self.output_dir / FAILED).glob("*.txt") if path.stem in planned)
         for failure in failures:
