@@ -47,8 +47,8 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return result
 
 
-# The whole chain runs three `anomalib` processes (about 45 s a model on 2 cores): the first registered model in the
-# default suite, every model with --runslow; test_every_short_name_parses_in_the_cli covers every name cheaply.
+# The whole chain starts three `anomalib` processes a model: the first registered model in the default suite,
+# every model with --runslow; test_every_short_name_parses_in_the_cli covers every name cheaply.
 _CHAIN = [pytest.param(name, marks=() if index == 0 else pytest.mark.slow) for index, name in enumerate(list_models())]
 
 

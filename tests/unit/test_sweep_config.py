@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from argparse import Namespace
 from pathlib import Path
 
@@ -211,9 +213,6 @@ def test_in_memory_wraps_each_jobs_datamodule_and_a_model_can_opt_out(tmp_path: 
 
 
 def test_finished_rows_follow_the_plan_then_age_whatever_the_files_ages(tmp_path: Path) -> None:
-    import json
-    import os
-
     rows = tmp_path / "rows"
     rows.mkdir()
     for age, name in enumerate(["c", "a", "old", "b", "new"]):  # written in this order, oldest first
