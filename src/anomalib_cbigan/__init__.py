@@ -6,7 +6,8 @@ Example:
     ['Cbigan', 'Egbad', 'Fcbigan', 'Sagan', 'Skipganomaly']
 
 The public names are resolved lazily (PEP 562) so that the start-up hook in
-:mod:`anomalib_cbigan._autoload` can import this package without importing torch.
+:mod:`anomalib_cbigan._autoload` can import this package without importing torch. The model names are those of
+:data:`anomalib_cbigan.registry.MODELS`.
 """
 
 from __future__ import annotations
@@ -14,14 +15,12 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from anomalib_cbigan.registry import MODELS
+
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Cbigan": "anomalib_cbigan.models",
-    "Egbad": "anomalib_cbigan.models",
-    "Fcbigan": "anomalib_cbigan.models",
-    "Sagan": "anomalib_cbigan.models",
-    "Skipganomaly": "anomalib_cbigan.models",
+    **{entry.name: "anomalib_cbigan.models" for entry in MODELS},
     "list_models": "anomalib_cbigan.registry",
     "model_class": "anomalib_cbigan.registry",
     "TextureAnomalies": "anomalib_cbigan.data",

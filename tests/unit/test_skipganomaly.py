@@ -14,7 +14,8 @@ from torch import nn
 
 from anomalib_cbigan import Sagan, Skipganomaly
 from anomalib_cbigan.models.skipganomaly.loss import DiscriminatorLoss, GeneratorLoss
-from anomalib_cbigan.models.skipganomaly.torch_model import SkipganomalyModel
+from anomalib_cbigan.models.sagan.torch_model import SAGAN_BLOCKS
+from anomalib_cbigan.models.skipganomaly.torch_model import SKIP_GANOMALY_BLOCKS, SkipganomalyModel
 
 
 def _kinds(module: nn.Module) -> set[type]:
@@ -22,7 +23,7 @@ def _kinds(module: nn.Module) -> set[type]:
 
 
 def test_sagan_generator_has_attention_separable_convs_pooling_and_bilinear_upsampling() -> None:
-    generator = SkipganomalyModel((64, 64), width=8, sagan=True).generator
+    generator = SkipganomalyModel((64, 64), width=8, blocks=SAGAN_BLOCKS).generator
     kinds = _kinds(generator)
     assert {CbamModule, SeparableConv2d, nn.MaxPool2d, nn.Upsample} <= kinds
     assert nn.ConvTranspose2d not in kinds
@@ -43,7 +44,8 @@ def test_skipganomaly_generator_has_strided_and_transposed_convs_and_no_attentio
 @pytest.mark.parametrize("sagan", [False, True])
 @pytest.mark.parametrize("side", [32, 64, 128])
 def test_unet_goes_down_to_4x4_and_feeds_every_level_its_skip(sagan: bool, side: int) -> None:
-    generator = SkipganomalyModel((side, side), width=8, sagan=sagan).generator
+    blocks = SAGAN_BLOCKS if sagan else SKIP_GANOMALY_BLOCKS
+    generator = SkipganomalyModel((side, side), width=8, blocks=blocks).generator
     sizes = []
     hooks = [block.register_forward_hook(lambda _m, _i, out: sizes.append(out.shape[-1])) for block in generator.down]
     generator(torch.rand(1, 3, side, side))
@@ -56,7 +58,7 @@ def test_unet_goes_down_to_4x4_and_feeds_every_level_its_skip(sagan: bool, side:
     widths = [
         conv.conv_dw.in_channels if isinstance(conv, SeparableConv2d) else conv.in_channels for conv in first_convs
     ]
-    previous = [block.block[-2 if not sagan else -3].num_features for block in generator.up[:-1]]
+    previous = [block[-2 if not sagan else -3].num_features for block in generator.up[:-1]]
     assert widths == [2 * width for width in previous]
 
 

@@ -2,6 +2,6 @@
 
 from .balanced_accuracy import MaxBalancedAccuracy
 from .evaluator import default_evaluator
-from .raw_scores import raw_image_auroc
+from .raw_scores import auroc, raw_image_auroc
 
-__all__ = ["MaxBalancedAccuracy", "default_evaluator", "raw_image_auroc"]
+__all__ = ["MaxBalancedAccuracy", "auroc", "default_evaluator", "raw_image_auroc"]

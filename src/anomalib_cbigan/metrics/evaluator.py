@@ -12,13 +12,15 @@ Example:
 from __future__ import annotations
 
 from anomalib.metrics import AUPR, AUPRO, Evaluator
-from anomalib.models.components import AnomalibModule
 
 from .balanced_accuracy import MaxBalancedAccuracy
 
 
 def default_evaluator() -> Evaluator:
     """anomalib's default test metrics plus pixel AUPR, pixel AUPRO and ``image_MaxBalancedAccuracy``."""
+    # Imported here: importing anomalib.models registers this package's models, which import this module.
+    from anomalib.models.components import AnomalibModule
+
     defaults = AnomalibModule.configure_evaluator()
     localisation = [
         AUPR(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),

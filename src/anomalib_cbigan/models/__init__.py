@@ -1,9 +1,8 @@
-"""The models of this package; importing this module registers them with anomalib."""
+"""The models of this package (:data:`anomalib_cbigan.registry.MODELS`); importing this module registers them with
+anomalib and binds them here (``from anomalib_cbigan.models import Cbigan``)."""
 
-from .cbigan import Cbigan
-from .egbad import Egbad
-from .fcbigan import Fcbigan
-from .sagan import Sagan
-from .skipganomaly import Skipganomaly
+from anomalib_cbigan.registry import register_models
 
-__all__ = ["Cbigan", "Egbad", "Fcbigan", "Sagan", "Skipganomaly"]
+_MODELS = register_models()
+globals().update(_MODELS)
+__all__ = list(_MODELS)  # noqa: PLE0605

@@ -1,5 +1,10 @@
 """What every GAN model of this package does the same way in Lightning, as a mixin for ``AnomalibModule`` classes.
 
+The training step of every model is a sequence of :meth:`OneClassGanMixin.adversarial_step` calls (one optimiser
+step of the generator side or of the critic: loss under the training precision, divergence check, backward,
+step, epoch-mean log) closed by :meth:`OneClassGanMixin.end_training_batch` (the checkpointed batch counter and
+the moving average of the generator side's weights); each model supplies only its losses and its schedule.
+
 A mixin, not an ``AnomalibModule`` subclass, so that anomalib's CLI and ``get_model`` (which
 list ``AnomalibModule`` subclasses) see only the real models. Each model lists it before
 ``AnomalibModule``: ``class Cbigan(OneClassGanMixin, AnomalibModule)``.
@@ -15,7 +20,8 @@ from __future__ import annotations
 
 import logging
 import random
-from contextlib import AbstractContextManager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +31,14 @@ from anomalib import LearningType
 from anomalib.data import Batch
 from anomalib.metrics import Evaluator
 from anomalib.pre_processing import PreProcessor
+from anomalib.utils.serialization import anomalib_safe_globals
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torchvision.transforms.v2 import Compose, Normalize, Resize
 
 from anomalib_cbigan.data.tree_checks import DatasetError, listed, unreadable_images
 from anomalib_cbigan.metrics import default_evaluator
+from anomalib_cbigan.models.gan_training import check_loss, frozen
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +48,24 @@ TRAINING_PRECISIONS = ("32", "bf16-mixed")
 MODEL_CLASS = "anomalib_cbigan_model"
 _SHOWN = 3
 _SUBSETS = {"train_data": "training", "val_data": "validation", "test_data": "test"}
+# The two sides of every model's optimisers, in configure_optimizers' order: E and G (or G alone), then D.
+GENERATOR, CRITIC = "generator", "critic"
+LossAndLogs = torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]
 
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint that does not belong to the model it is loaded into; the message says whose it is."""
+
+
+def check_written_by(name: str, checkpoint: dict[str, Any]) -> None:
+    """Raise :class:`CheckpointMismatchError` if ``checkpoint`` carries another model class's mark than ``name``."""
+    written_by = checkpoint.get(MODEL_CLASS)
+    if written_by is not None and written_by != name:
+        msg = (
+            f"This checkpoint was written by {written_by}, not {name}: load it with "
+            f"{written_by}.load_from_checkpoint(...) or `--model {written_by}`."
+        )
+        raise CheckpointMismatchError(msg)
 
 
 def check_checkpoint_matches(model: Any, checkpoint: dict[str, Any]) -> None:
@@ -53,13 +75,7 @@ def check_checkpoint_matches(model: Any, checkpoint: dict[str, Any]) -> None:
     hyper-parameters differ) instead of a list of hundreds of missing and unexpected keys.
     """
     name = type(model).__name__
-    written_by = checkpoint.get(MODEL_CLASS)
-    if written_by is not None and written_by != name:
-        msg = (
-            f"This checkpoint was written by {written_by}, not {name}: load it with "
-            f"{written_by}.load_from_checkpoint(...) or `--model {written_by}`."
-        )
-        raise CheckpointMismatchError(msg)
+    check_written_by(name, checkpoint)
     expected = {key: value.shape for key, value in model.state_dict().items() if key.startswith("model.")}
     found = {key: value.shape for key, value in checkpoint.get("state_dict", {}).items() if key.startswith("model.")}
     missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
@@ -163,16 +179,64 @@ def tanh_range_pre_processor(image_size: tuple[int, int] | None) -> PreProcessor
 
 
 class OneClassGanMixin:
-    """``batch_size``, memory-format and precision hyper-parameters, validation step, evaluator and trainer
-    settings of our GAN models.
+    """The GAN training step's common sequence, ``batch_size``, memory-format and precision hyper-parameters,
+    validation step, evaluator and trainer settings of our GAN models.
 
     The class using it sets ``self.batch_size`` (``None`` keeps the datamodule's) and ``self.model``
-    (a torch model returning ``InferenceBatch`` in eval mode), then calls :meth:`configure_speed`.
+    (a torch model with a ``critic``, returning ``InferenceBatch`` in eval mode), calls :meth:`configure_speed`
+    and :meth:`init_gan_training`, and returns ``[generator optimiser, critic optimiser]`` from
+    ``configure_optimizers``.
     """
 
     batch_size: int | None
     channels_last: bool
     training_precision: str
+    batches_seen: torch.Tensor
+    lr: float
+    # Models that keep a moving average of the generator side's weights (``model.update_weight_average``) set these.
+    weight_average_decay: float = 0.0
+    weight_average_every: int = 1
+
+    def init_gan_training(self) -> None:
+        """Manual optimisation, and the batch counter (a buffer: a resumed run continues the step schedule)."""
+        self.automatic_optimization = False
+        self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
+
+    def divergence_causes(self) -> str:
+        """What a diverged loss most likely means for this model (named in the error)."""
+        return f"learning rate too high (lr={self.lr})"
+
+    def adversarial_step(
+        self, side: str, compute_loss: Callable[[], LossAndLogs], images: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """One optimiser step of ``side`` (:data:`GENERATOR`, the critic frozen; or :data:`CRITIC`).
+
+        ``compute_loss`` runs under the training precision and returns the loss, or the loss and other values to
+        log. A diverged loss stops training before the step (:func:`~anomalib_cbigan.models.gan_training.check_loss`).
+        The loss (``<side>_loss``) and the other values are logged as epoch means, weighted by the number of
+        ``images``, and returned, detached.
+        """
+        generator_optimizer, critic_optimizer = self.optimizers()
+        optimizer = generator_optimizer if side == GENERATOR else critic_optimizer
+        with frozen(self.model.critic) if side == GENERATOR else nullcontext():
+            with self.training_autocast(images):
+                result = compute_loss()
+            loss, logs = result if isinstance(result, tuple) else (result, {})
+            check_loss(loss, f"{side}_loss", model=self.name, step=int(self.batches_seen), epoch=self.current_epoch,
+                       causes=self.divergence_causes(), checkpoint=self.last_checkpoint())  # fmt: skip
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            optimizer.step()
+        values = {f"{side}_loss": loss.detach(), **{name: value.detach() for name, value in logs.items()}}
+        for name, value in values.items():
+            self.log(name, value, prog_bar=name == f"{side}_loss", on_step=False, on_epoch=True, batch_size=len(images))
+        return values
+
+    def end_training_batch(self) -> None:
+        """Count the batch; every ``weight_average_every`` batches, update the moving average (if the model keeps one)."""
+        self.batches_seen += 1
+        if self.weight_average_decay and int(self.batches_seen) % self.weight_average_every == 0:
+            self.model.update_weight_average(self.weight_average_decay)
 
     def configure_speed(self, channels_last: bool, training_precision: str) -> None:
         """Put the networks in ``channels_last`` memory format (if asked) and keep the training precision.
@@ -241,6 +305,15 @@ class OneClassGanMixin:
         trainer = self._trainer
         if RNG_STATES in checkpoint and trainer is not None and trainer.state.fn == TrainerFn.FITTING:
             restore_rng_states(checkpoint[RNG_STATES])
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: str | Path, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+        """anomalib's, once the checkpoint's class mark is this class's: another model's hyper-parameters would
+        build this one wrongly, or not at all (a Cbigan checkpoint's ``alpha`` in Egbad), before any check."""
+        with anomalib_safe_globals(extra=cls.checkpoint_safe_globals()):  # type: ignore[attr-defined]
+            checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=kwargs.get("weights_only", True))
+        check_written_by(cls.__name__, checkpoint)
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)  # type: ignore[misc]
 
     def last_checkpoint(self) -> str | None:
         """The path of the last checkpoint this run wrote (named in divergence errors), if any."""

@@ -32,9 +32,8 @@ from anomalib.visualization import Visualizer
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import optim
 
-from anomalib_cbigan.models.gan_module import OneClassGanMixin, tanh_range_pre_processor
-from anomalib_cbigan.models.gan_training import check_arguments, check_betas, check_loss, check_range, frozen
-from anomalib_cbigan.registry import register_model
+from anomalib_cbigan.models.gan_module import CRITIC, GENERATOR, LossAndLogs, OneClassGanMixin, tanh_range_pre_processor
+from anomalib_cbigan.models.gan_training import check_arguments, check_betas, check_range
 
 from .loss import CriticLoss, EncoderGeneratorLoss
 from .torch_model import CbiganModel
@@ -43,7 +42,6 @@ from .torch_model import CbiganModel
 KERAS_ADAM_EPSILON = 1e-7
 
 
-@register_model
 class Cbigan(OneClassGanMixin, AnomalibModule):
     """CBiGAN Lightning module: hyper-parameters, optimisers and the alternating GAN steps.
 
@@ -180,10 +178,7 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
         self.weight_average_every = weight_average_every
         self.critic_loss = CriticLoss(gp_weight, penalty_pairing)
         self.generator_loss = EncoderGeneratorLoss(alpha)
-        self.automatic_optimization = False
-        # Persisted in checkpoints so a resumed run continues the critic/generator cycle.
-        self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
-        self.batches_seen: torch.Tensor
+        self.init_gan_training()
 
     @property
     def alpha(self) -> float:
@@ -214,46 +209,33 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
     def training_step(self, batch: Batch, batch_idx: int) -> STEP_OUTPUT:
         """One critic step or one E/G step, alternating as in the official code."""
         del batch_idx
-        generator_optimizer, critic_optimizer = self.optimizers()
-        images = batch.image
-        self.model.check_images(images)
-        images = self.in_memory_format(images)
+        self.model.check_images(batch.image)
+        images = self.in_memory_format(batch.image)
         prior = torch.randn(images.shape[0], self.model.latent_dim, device=images.device, dtype=images.dtype)
-        model = self.model
-        epoch_mean = {"on_step": False, "on_epoch": True, "batch_size": len(images)}
-        if self.is_generator_step():
-            with frozen(model.critic):  # D's weights need no gradients in the E/G step
-                with self.training_autocast(images):
-                    encoded = model.encoder(images)
-                    generated = model.generator(prior)
-                    cycle = None
-                    if self.alpha > 0:
-                        cycle = (images, model.generator(encoded), prior, model.encoder(generated))
-                    real_score = model.critic(images, encoded).score
-                    loss = self.generator_loss(real_score, model.critic(generated, prior).score, cycle)
-                self._check_loss(loss, "generator_loss")
-                generator_optimizer.zero_grad()
-                self.manual_backward(loss)
-                generator_optimizer.step()
-            self.log("generator_loss", loss.detach(), prog_bar=True, **epoch_mean)
-        else:
-            with self.training_autocast(images):
-                with torch.no_grad():  # E and G are fixed in the critic step
-                    encoded = model.encoder(images)
-                    generated = model.generator(prior)
-                loss, penalty = self.critic_loss(model.critic, (images, encoded), (generated, prior))
-            self._check_loss(loss, "critic_loss")
-            critic_optimizer.zero_grad()
-            self.manual_backward(loss)
-            critic_optimizer.step()
-            self.log("critic_loss", loss.detach(), prog_bar=True, **epoch_mean)
-            self.log("gradient_penalty", penalty.detach(), **epoch_mean)
-        self.batches_seen += 1
-        if self.weight_average_decay and int(self.batches_seen) % self.weight_average_every == 0:
-            model.update_weight_average(self.weight_average_decay)
-        return {"loss": loss.detach()}
+        side = GENERATOR if self.is_generator_step() else CRITIC
+        compute_loss = self._generator_loss if side == GENERATOR else self._critic_loss
+        losses = self.adversarial_step(side, lambda: compute_loss(images, prior), images)
+        self.end_training_batch()
+        return {"loss": losses[f"{side}_loss"]}
 
-    def _check_loss(self, loss: torch.Tensor, name: str) -> None:
-        causes = f"learning rate too high (lr={self.lr}) or gradient-penalty weight too low (gp_weight={self.critic_loss.gp_weight})"
-        check_loss(loss, name, model=self.name, step=int(self.batches_seen), epoch=self.current_epoch, causes=causes,
-                   checkpoint=self.last_checkpoint())
+    def _generator_loss(self, images: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        """``L*_EG``: the adversarial loss of the real and generated pairs, plus the consistency term if ``alpha``."""
+        model = self.model
+        encoded, generated = model.encoder(images), model.generator(prior)
+        cycle = None
+        if self.alpha > 0:
+            cycle = (images, model.generator(encoded), prior, model.encoder(generated))
+        real_score = model.critic(images, encoded).score
+        return self.generator_loss(real_score, model.critic(generated, prior).score, cycle)
+
+    def _critic_loss(self, images: torch.Tensor, prior: torch.Tensor) -> LossAndLogs:
+        """The critic's Wasserstein loss with gradient penalty (E and G fixed), and the penalty to log."""
+        model = self.model
+        with torch.no_grad():
+            encoded, generated = model.encoder(images), model.generator(prior)
+        loss, penalty = self.critic_loss(model.critic, (images, encoded), (generated, prior))
+        return loss, {"gradient_penalty": penalty}
+
+    def divergence_causes(self) -> str:
+        """A learning rate too high or a gradient penalty too weak."""
+        return f"learning rate too high (lr={self.lr}) or gradient-penalty weight too low (gp_weight={self.critic_loss.gp_weight})"

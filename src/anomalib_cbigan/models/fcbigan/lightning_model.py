@@ -35,9 +35,8 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import optim
 from torch.utils.data import DataLoader
 
-from anomalib_cbigan.models.gan_module import OneClassGanMixin, tanh_range_pre_processor
-from anomalib_cbigan.models.gan_training import check_arguments, check_betas, check_loss, check_range, frozen
-from anomalib_cbigan.registry import register_model
+from anomalib_cbigan.models.gan_module import CRITIC, GENERATOR, LossAndLogs, OneClassGanMixin, tanh_range_pre_processor
+from anomalib_cbigan.models.gan_training import check_arguments, check_betas, check_range
 
 from .anomaly_map import FUSIONS
 from .loss import critic_loss, encoder_loss, generator_loss
@@ -47,7 +46,6 @@ from .torch_model import FcbiganModel
 logger = logging.getLogger(__name__)
 
 
-@register_model
 class Fcbigan(OneClassGanMixin, AnomalibModule):
     """FCBiGAN Lightning module: patch training, normal-score statistics, full-image scoring.
 
@@ -159,13 +157,11 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
         self.betas = betas
         self.critic_steps = critic_steps
         self.batch_size = batch_size
-        self.automatic_optimization = False
-        # Checkpointed counters: image batches trained on, critic updates (paces E/G updates),
+        self.init_gan_training()
+        # Checkpointed counters besides the image batches trained on: critic updates (paces E/G updates),
         # and the batch count the z-score statistics were estimated at (-1: never).
-        self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
         self.register_buffer("critic_updates", torch.zeros((), dtype=torch.long))
         self.register_buffer("statistics_batch", torch.full((), -1, dtype=torch.long))
-        self.batches_seen: torch.Tensor
         self.critic_updates: torch.Tensor
         self.statistics_batch: torch.Tensor
 
@@ -189,62 +185,46 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
         return max(1, math.ceil(self.patches_per_epoch / max(images, 1)))
 
     def training_step(self, batch: Batch, batch_idx: int) -> STEP_OUTPUT:
-        """Sample patches from the batch's images and run D and E/G updates on them."""
+        """Sample patches from the batch's images; a D update on each mini-batch of them, an E/G update after every
+        ``critic_steps`` D updates."""
         del batch_idx
         self.model.check_training_images(batch.image)
         patches = sample_patches(batch.image, self.model.patch_size, self.patches_per_image())
-        totals = {"critic_loss": 0.0, "generator_loss": 0.0, "reconstruction_l1": 0.0}
-        counts = {"critic_loss": 0, "generator_loss": 0, "reconstruction_l1": 0}
         for chunk in patches.split(self.patch_batch_size):
-            for name, value in self.train_on_patches(chunk).items():
-                totals[name] += value
-                counts[name] += 1
-        self.batches_seen += 1
-        epoch_mean = {"on_step": False, "on_epoch": True, "batch_size": len(batch.image)}
-        for name, total in totals.items():
-            if counts[name]:
-                self.log(name, total / counts[name], prog_bar=name != "reconstruction_l1", **epoch_mean)
-        return {"loss": torch.tensor(totals["critic_loss"] / max(counts["critic_loss"], 1))}
+            losses = self.train_on_patches(chunk)
+        self.end_training_batch()
+        return {"loss": losses["critic_loss"]}
 
-    def train_on_patches(self, patches: torch.Tensor) -> dict[str, float]:
+    def train_on_patches(self, patches: torch.Tensor) -> dict[str, torch.Tensor]:
         """One D update on ``patches``, then an E/G update every ``critic_steps`` D updates; the losses."""
-        generator_optimizer, critic_optimizer = self.optimizers()
-        model = self.model
         patches = self.in_memory_format(patches)
-        prior = torch.randn(len(patches), model.latent_dim, 1, 1, device=patches.device, dtype=patches.dtype)
-        with self.training_autocast(patches):
-            with torch.no_grad():  # E and G are fixed in the critic update
-                encoded = model.encoder(patches)
-                generated = model.generator(prior)
-            loss = critic_loss(model.critic(patches, encoded), model.critic(generated, prior))
-        self._check_loss(loss, "critic_loss")
-        critic_optimizer.zero_grad()
-        self.manual_backward(loss)
-        critic_optimizer.step()
+        prior = torch.randn(len(patches), self.model.latent_dim, 1, 1, device=patches.device, dtype=patches.dtype)
+        losses = self.adversarial_step(CRITIC, lambda: self._critic_loss(patches, prior), patches)
         self.critic_updates += 1
-        losses = {"critic_loss": float(loss.detach())}
-        if int(self.critic_updates) % self.critic_steps:
-            return losses
-        with frozen(model.critic):
-            with self.training_autocast(patches):
-                encoded = model.encoder(patches)
-                reconstruction = model.generator(encoded)
-                generated = model.generator(prior)
-                loss = generator_loss(model.critic(generated, prior)) + encoder_loss(
-                    model.critic(patches, encoded), patches, reconstruction, self.reconstruction_weight,
-                )  # fmt: skip
-            self._check_loss(loss, "generator_loss")
-            generator_optimizer.zero_grad()
-            self.manual_backward(loss)
-            generator_optimizer.step()
-        losses["generator_loss"] = float(loss.detach())
-        losses["reconstruction_l1"] = float((patches - reconstruction).abs().mean().detach())
+        if int(self.critic_updates) % self.critic_steps == 0:
+            losses |= self.adversarial_step(GENERATOR, lambda: self._generator_loss(patches, prior), patches)
         return losses
 
-    def _check_loss(self, loss: torch.Tensor, name: str) -> None:
-        causes = f"learning rate too high (lr={self.lr}) or reconstruction_weight={self.reconstruction_weight}"
-        check_loss(loss, name, model=self.name, step=int(self.batches_seen), epoch=self.current_epoch, causes=causes,
-                   checkpoint=self.last_checkpoint())
+    def _critic_loss(self, patches: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        """D's least-squares loss on the real and generated pairs (E and G fixed)."""
+        model = self.model
+        with torch.no_grad():
+            encoded, generated = model.encoder(patches), model.generator(prior)
+        return critic_loss(model.critic(patches, encoded), model.critic(generated, prior))
+
+    def _generator_loss(self, patches: torch.Tensor, prior: torch.Tensor) -> LossAndLogs:
+        """G's and E's least-squares losses, E's with the reconstruction penalty; the reconstruction error to log."""
+        model = self.model
+        encoded = model.encoder(patches)
+        reconstruction = model.generator(encoded)
+        loss = generator_loss(model.critic(model.generator(prior), prior)) + encoder_loss(
+            model.critic(patches, encoded), patches, reconstruction, self.reconstruction_weight,
+        )  # fmt: skip
+        return loss, {"reconstruction_l1": (patches - reconstruction).abs().mean()}
+
+    def divergence_causes(self) -> str:
+        """A learning rate too high, or a reconstruction weight out of proportion."""
+        return f"learning rate too high (lr={self.lr}) or reconstruction_weight={self.reconstruction_weight}"
 
     def _normal_training_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         datamodule = self.trainer.datamodule

@@ -1,10 +1,8 @@
 """SAGAN: Skip-Attention GAN for Anomaly Detection (Liu et al., ICIP 2021).
 
-Skip-GANomaly with SAGAN's generator: CBAM attention (channel, then spatial; timm's ``CbamModule``) after each
-U-Net block, depthwise separable convolutions (timm's ``SeparableConv2d``), pooling instead of strided
-convolution down and bilinear interpolation instead of transposed convolution up. Losses, discriminator and
-anomaly score are Skip-GANomaly's, as the paper states; the networks are in
-:mod:`anomalib_cbigan.models.skipganomaly.torch_model` (``SkipganomalyModel(sagan=True)``).
+Skip-GANomaly with SAGAN's generator blocks (:data:`~anomalib_cbigan.models.sagan.torch_model.SAGAN_BLOCKS`: CBAM
+attention after each U-Net block, depthwise separable convolutions, pooling down, bilinear up-sampling); losses,
+discriminator and anomaly score are Skip-GANomaly's, as the paper states.
 
 Example:
     >>> from anomalib_cbigan import Sagan
@@ -20,11 +18,11 @@ from __future__ import annotations
 from anomalib.models.components import AnomalibModule
 
 from anomalib_cbigan.models.skipganomaly import Skipganomaly
-from anomalib_cbigan.registry import register_model
+
+from .torch_model import SAGAN_BLOCKS
 
 
-@register_model
 class Sagan(Skipganomaly, AnomalibModule):  # AnomalibModule listed again: get_model() only scans direct subclasses
-    """SAGAN Lightning module: every argument of :class:`~anomalib_cbigan.Skipganomaly`, SAGAN's generator."""
+    """SAGAN Lightning module: every argument of :class:`~anomalib_cbigan.Skipganomaly`, SAGAN's generator blocks."""
 
-    sagan = True
+    blocks = SAGAN_BLOCKS

@@ -31,18 +31,16 @@ from anomalib.visualization import Visualizer
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import nn, optim
 
-from anomalib_cbigan.models.gan_module import OneClassGanMixin, tanh_range_pre_processor
-from anomalib_cbigan.models.gan_training import check_arguments, check_betas, check_loss, check_range, frozen
-from anomalib_cbigan.registry import register_model
+from anomalib_cbigan.models.gan_module import CRITIC, GENERATOR, OneClassGanMixin, tanh_range_pre_processor
+from anomalib_cbigan.models.gan_training import check_arguments, check_betas, check_range
 
 from .loss import DiscriminatorLoss, GeneratorLoss
-from .torch_model import SkipganomalyModel
+from .torch_model import SKIP_GANOMALY_BLOCKS, SkipganomalyModel
 
 # The official code re-initialises a discriminator whose loss falls below this (it has won; G gets no signal).
 DISCRIMINATOR_RESET_LOSS = 1e-5
 
 
-@register_model
 class Skipganomaly(OneClassGanMixin, AnomalibModule):
     """Skip-GANomaly Lightning module: hyper-parameters, optimisers and the generator/discriminator steps.
 
@@ -70,7 +68,7 @@ class Skipganomaly(OneClassGanMixin, AnomalibModule):
         (32, 32)
     """
 
-    sagan = False  # SAGAN's generator blocks (the Sagan subclass)
+    blocks = SKIP_GANOMALY_BLOCKS  # the U-Net's down and up blocks (the Sagan subclass: SAGAN's)
 
     def __init__(
         self,
@@ -117,7 +115,7 @@ class Skipganomaly(OneClassGanMixin, AnomalibModule):
         self.model = SkipganomalyModel(
             input_size=size,
             width=width,
-            sagan=self.sagan,
+            blocks=self.blocks,
             lambda_=lambda_,
             anomaly_map_sigma=anomaly_map_sigma,
         )
@@ -128,9 +126,7 @@ class Skipganomaly(OneClassGanMixin, AnomalibModule):
         self.betas = betas
         self.critic_steps = critic_steps
         self.batch_size = batch_size
-        self.automatic_optimization = False
-        self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))  # checkpointed, as in every model
-        self.batches_seen: torch.Tensor
+        self.init_gan_training()
 
     def configure_optimizers(self) -> list[optim.Optimizer]:
         """Adam for G, Adam for D (both papers: lr 2e-4, betas (0.5, 0.999))."""
@@ -142,50 +138,29 @@ class Skipganomaly(OneClassGanMixin, AnomalibModule):
     def training_step(self, batch: Batch, batch_idx: int) -> STEP_OUTPUT:
         """One generator update, then ``critic_steps`` discriminator updates, on the same batch."""
         del batch_idx
-        generator_optimizer, critic_optimizer = self.optimizers()
-        images = batch.image
         model = self.model
-        model.check_images(images)
-        images = self.in_memory_format(images)
-        epoch_mean = {"on_step": False, "on_epoch": True, "batch_size": len(images)}
-        with frozen(model.critic):
-            with self.training_autocast(images):
-                reconstructions = model.generator(images)
-                fake_logits, fake_features = model.critic(reconstructions)
-                _, real_features = model.critic(images)
-                loss = self.generator_loss(images, reconstructions, fake_logits, real_features.detach(), fake_features)
-            self._check_loss(loss, "generator_loss")
-            generator_optimizer.zero_grad()
-            self.manual_backward(loss)
-            generator_optimizer.step()
-        self.log("generator_loss", loss.detach(), prog_bar=True, **epoch_mean)
-        reconstructions = reconstructions.detach()
-        for _ in range(self.critic_steps):
-            with self.training_autocast(images):
-                real_logits, _ = model.critic(images)
-                fake_logits, _ = model.critic(reconstructions)
-                critic_loss = self.discriminator_loss(real_logits, fake_logits)
-            self._check_loss(critic_loss, "critic_loss")
-            critic_optimizer.zero_grad()
-            self.manual_backward(critic_loss)
-            critic_optimizer.step()
-        if critic_loss.item() < DISCRIMINATOR_RESET_LOSS:
-            model.critic.apply(_reset_parameters)
-        self.log("critic_loss", critic_loss.detach(), prog_bar=True, **epoch_mean)
-        self.batches_seen += 1
-        return {"loss": loss.detach()}
+        model.check_images(batch.image)
+        images = self.in_memory_format(batch.image)
+        with self.training_autocast(images):  # G(x) once: the generator's loss, then the discriminator's (detached)
+            reconstructions = model.generator(images)
 
-    def _check_loss(self, loss: torch.Tensor, name: str) -> None:
-        causes = f"learning rate too high (lr={self.lr})"
-        check_loss(
-            loss,
-            name,
-            model=self.name,
-            step=int(self.batches_seen),
-            epoch=self.current_epoch,
-            causes=causes,
-            checkpoint=self.last_checkpoint(),
-        )
+        def generator_loss() -> torch.Tensor:
+            fake_logits, fake_features = model.critic(reconstructions)
+            _, real_features = model.critic(images)
+            return self.generator_loss(images, reconstructions, fake_logits, real_features.detach(), fake_features)
+
+        def critic_loss() -> torch.Tensor:
+            real_logits, _ = model.critic(images)
+            fake_logits, _ = model.critic(reconstructions.detach())
+            return self.discriminator_loss(real_logits, fake_logits)
+
+        losses = self.adversarial_step(GENERATOR, generator_loss, images)
+        for _ in range(self.critic_steps):
+            critic = self.adversarial_step(CRITIC, critic_loss, images)["critic_loss"]
+        if critic.item() < DISCRIMINATOR_RESET_LOSS:
+            model.critic.apply(_reset_parameters)
+        self.end_training_batch()
+        return {"loss": losses["generator_loss"]}
 
 
 def _reset_parameters(module: nn.Module) -> None:

@@ -1,12 +1,9 @@
-"""Skip-GANomaly (Akçay et al., IJCNN 2019) and SAGAN (Liu et al., ICIP 2021) networks.
+"""Skip-GANomaly networks (Akçay et al., IJCNN 2019): a U-Net generator and DCGAN's discriminator.
 
-One U-Net generator serves both papers, its blocks chosen by flags:
-
-* Skip-GANomaly: 4x4 stride-2 convolutions down, 4x4 stride-2 transposed convolutions up, skip connections
-  from each encoder level to the decoder level of the same size;
-* SAGAN: the same U-Net with each block's convolution made depthwise separable (timm's ``SeparableConv2d``),
-  a CBAM (timm's ``CbamModule``: channel, then spatial attention) after each block, downsampling by pooling
-  instead of strided convolution and upsampling by bilinear interpolation instead of transposed convolution.
+The U-Net goes down to 4x4 and back up, each decoder level fed the encoder level of its size. How a level halves
+and doubles its maps is a :class:`UnetBlocks` pair: Skip-GANomaly's 4x4 stride-2 convolutions down and
+transposed convolutions up (:data:`SKIP_GANOMALY_BLOCKS`), or SAGAN's attention blocks
+(:data:`anomalib_cbigan.models.sagan.torch_model.SAGAN_BLOCKS`).
 
 The discriminator is DCGAN's encoder (as in both papers); its last feature map is ``f(x)`` of the latent loss
 and of the anomaly score. Eval mode returns ``InferenceBatch(pred_score=A(x), anomaly_map=...)`` with
@@ -24,13 +21,12 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 from anomalib.data import InferenceBatch
 from anomalib.models.components.filters import GaussianBlur2d
-from timm.layers import SeparableConv2d
-from timm.layers.cbam import CbamModule
 from torch import nn
 
 from anomalib_cbigan.models.gan_training import check_rgb_batch
@@ -46,52 +42,33 @@ def _levels(input_size: tuple[int, int]) -> int:
     return int(math.log2(height // SMALLEST_MAP))
 
 
-def _conv(in_channels: int, out_channels: int, *, separable: bool) -> nn.Module:
-    """3x3 convolution keeping the size; depthwise separable for SAGAN."""
-    if separable:
-        return SeparableConv2d(in_channels, out_channels, kernel_size=3)  # timm pads the 3x3 depthwise part only
-    return nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False)
+def strided_down(in_channels: int, out_channels: int, *, norm: bool = True) -> nn.Sequential:
+    """Halve the size: 4x4 stride-2 convolution, batch norm (unless the first level), LeakyReLU(0.2)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels) if norm else nn.Identity(),
+        nn.LeakyReLU(0.2),
+    )
 
 
-class DownBlock(nn.Module):
-    """Halve the size: strided 4x4 conv (Skip-GANomaly) or conv + 2x2 pooling (SAGAN); norm, LeakyReLU, CBAM."""
-
-    def __init__(self, in_channels: int, out_channels: int, *, sagan: bool, norm: bool = True) -> None:
-        super().__init__()
-        if sagan:
-            layers: list[nn.Module] = [_conv(in_channels, out_channels, separable=True), nn.MaxPool2d(2)]
-        else:
-            layers = [nn.Conv2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1, bias=False)]
-        layers += [nn.BatchNorm2d(out_channels) if norm else nn.Identity(), nn.LeakyReLU(0.2)]
-        if sagan:
-            layers.append(CbamModule(out_channels))
-        self.block = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Half-size features."""
-        return self.block(x)
+def transposed_up(in_channels: int, out_channels: int) -> nn.Sequential:
+    """Double the size: 4x4 stride-2 transposed convolution, batch norm, ReLU."""
+    return nn.Sequential(
+        nn.ConvTranspose2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(),
+    )
 
 
-class UpBlock(nn.Module):
-    """Double the size: 4x4 transposed conv (Skip-GANomaly) or bilinear upsampling + conv (SAGAN); norm, ReLU."""
+class UnetBlocks(NamedTuple):
+    """How one U-Net level goes down (``down(in, out, norm=...)``) and up (``up(in, out)``), and whose they are."""
 
-    def __init__(self, in_channels: int, out_channels: int, *, sagan: bool) -> None:
-        super().__init__()
-        if sagan:
-            layers: list[nn.Module] = [
-                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                _conv(in_channels, out_channels, separable=True),
-            ]
-        else:
-            layers = [nn.ConvTranspose2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1, bias=False)]
-        layers += [nn.BatchNorm2d(out_channels), nn.ReLU()]
-        if sagan:
-            layers.append(CbamModule(out_channels))
-        self.block = nn.Sequential(*layers)
+    name: str
+    down: Callable[..., nn.Module]
+    up: Callable[[int, int], nn.Module]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Double-size features."""
-        return self.block(x)
+
+SKIP_GANOMALY_BLOCKS = UnetBlocks("Skip-GANomaly", strided_down, transposed_up)
 
 
 def _widths(levels: int, width: int) -> list[int]:
@@ -101,17 +78,17 @@ def _widths(levels: int, width: int) -> list[int]:
 class UnetGenerator(nn.Module):
     """x -> G(x): encoder down to 4x4, decoder back up, each decoder level fed the encoder level of its size."""
 
-    def __init__(self, input_size: tuple[int, int], width: int = 64, *, sagan: bool = False) -> None:
+    def __init__(self, input_size: tuple[int, int], width: int = 64, blocks: UnetBlocks = SKIP_GANOMALY_BLOCKS) -> None:
         super().__init__()
         widths = _widths(_levels(input_size), width)
         self.down = nn.ModuleList(
-            DownBlock(3 if index == 0 else widths[index - 1], channels, sagan=sagan, norm=index > 0)
+            blocks.down(3 if index == 0 else widths[index - 1], channels, norm=index > 0)
             for index, channels in enumerate(widths)
         )
         # Up from the bottleneck; every later level also takes the skip of its size (hence 2x the channels in).
         outputs = [*widths[-2::-1], width]
         self.up = nn.ModuleList(
-            UpBlock(widths[-1] if index == 0 else 2 * outputs[index - 1], channels, sagan=sagan)
+            blocks.up(widths[-1] if index == 0 else 2 * outputs[index - 1], channels)
             for index, channels in enumerate(outputs)
         )
         self.to_image = nn.Sequential(nn.Conv2d(width, 3, kernel_size=3, padding=1), nn.Tanh())
@@ -136,7 +113,7 @@ class Discriminator(nn.Module):
         super().__init__()
         widths = _widths(_levels(input_size), width)
         self.features = nn.Sequential(*(
-            DownBlock(3 if index == 0 else widths[index - 1], channels, sagan=False, norm=index > 0)
+            strided_down(3 if index == 0 else widths[index - 1], channels, norm=index > 0)
             for index, channels in enumerate(widths)
         ))  # fmt: skip
         self.classifier = nn.Conv2d(widths[-1], 1, kernel_size=SMALLEST_MAP)
@@ -148,12 +125,12 @@ class Discriminator(nn.Module):
 
 
 class SkipganomalyModel(nn.Module):
-    """Generator, discriminator and the anomaly score of Skip-GANomaly (``sagan=False``) or SAGAN (``sagan=True``).
+    """Generator, discriminator and the anomaly score of Skip-GANomaly (or, with SAGAN's blocks, SAGAN).
 
     Args:
         input_size (tuple[int, int]): Square, power-of-two side (32, 64, 128, 256, ...).
         width (int): Channels of the first level (doubling per level, at most 8x). Defaults to ``64``.
-        sagan (bool): SAGAN's generator blocks (see the module docstring). Defaults to ``False``.
+        blocks (UnetBlocks): The generator's down and up blocks. Defaults to :data:`SKIP_GANOMALY_BLOCKS`.
         lambda_ (float): Weight of the reconstruction term in the score. Defaults to ``0.9`` (both papers).
         anomaly_map_sigma (float): Gaussian smoothing of the map, in pixels. Defaults to ``4``.
     """
@@ -162,15 +139,15 @@ class SkipganomalyModel(nn.Module):
         self,
         input_size: Sequence[int] = (64, 64),
         width: int = 64,
+        blocks: UnetBlocks = SKIP_GANOMALY_BLOCKS,
         *,
-        sagan: bool = False,
         lambda_: float = 0.9,
         anomaly_map_sigma: float = 4.0,
     ) -> None:
         super().__init__()
         self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.name = "SAGAN" if sagan else "Skip-GANomaly"
-        self.generator = UnetGenerator(self.input_size, width, sagan=sagan)
+        self.name = blocks.name
+        self.generator = UnetGenerator(self.input_size, width, blocks)
         # Called the critic across this package (the reliability tests and the training loop reach it by that name).
         self.critic = Discriminator(self.input_size, width)
         self.lambda_ = lambda_
