@@ -20,10 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from timing import median_seconds, write_speed_tables  # benchmarks/timing.py, beside this script
 
 from anomalib_cbigan.models.fcbigan.anomaly_map import fuse_scores, mean_filter, standardize
 from anomalib_cbigan.models.fcbigan.torch_model import FcbiganModel
+from anomalib_cbigan_bench.timing import median_seconds, write_speed_tables
 
 SIZES = {"1024x1024": (1024, 1024), "1024x696 (NanoTWICE)": (696, 1024)}
 

@@ -49,8 +49,6 @@ from typing import Any
 
 import numpy as np
 
-BOTTLE = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "MVTecAD" / "bottle"
-GRID = BOTTLE.parent / "grid"  # 512-px textures: at --image-size 64 the check scores them tile by tile too
 RESULTS = Path(__file__).resolve().parent / "results"
 LATENT = 64
 CHANNELS = 3
@@ -467,7 +465,7 @@ def run_check(args: argparse.Namespace) -> list[dict[str, Any]]:
     # A run of batches: two cycles of 5 critic batches and one E/G batch, each with its own images, z and eps;
     # the single-batch checks use the first batch's images.
     steps = 2 * (CRITIC_STEPS + 1)
-    paths = sorted((BOTTLE / "train" / "good").glob("*.png"))
+    paths = sorted((args.data_root / "bottle" / "train" / "good").glob("*.png"))
     run_images = np.stack([load_images(paths[i * batch : (i + 1) * batch], size) for i in range(steps)])
     images = run_images[0]
     generator = np.random.default_rng(args.seeds[0])
@@ -491,9 +489,10 @@ def run_check(args: argparse.Namespace) -> list[dict[str, Any]]:
         "run_eps": run_eps,
     }
     texture_size = 512
-    if size < texture_size and GRID.is_dir():  # two good and two defective grid test images, whole
-        texture_paths = sorted((GRID / "test" / "good").glob("*.png"))[:2] + sorted(
-            (GRID / "test" / "broken").glob("*.png")
+    grid = args.data_root / "grid"  # 512-px textures: at --image-size 64 the check scores them tile by tile too
+    if size < texture_size and grid.is_dir():  # two good and two defective grid test images, whole
+        texture_paths = sorted((grid / "test" / "good").glob("*.png"))[:2] + sorted(
+            (grid / "test" / "broken").glob("*.png")
         )[:2]
         arrays["texture_images"] = load_images(texture_paths, texture_size)
     official = run_official(args, "check", arrays, config)
@@ -612,11 +611,12 @@ def run_check(args: argparse.Namespace) -> list[dict[str, Any]]:
 def run_curves(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Both implementations trained on the same batches from the same weights; AUROC and L1 every few batches."""
     import torch  # noqa: PLC0415
-    from sklearn.metrics import roc_auc_score  # noqa: PLC0415
+    from anomalib_cbigan.metrics import auroc  # noqa: PLC0415
 
     size = args.image_size
-    train = load_images(sorted((BOTTLE / "train" / "good").glob("*.png")), size)
-    test_paths = sorted((BOTTLE / "test").glob("*/*.png"))
+    bottle = args.data_root / "bottle"
+    train = load_images(sorted((bottle / "train" / "good").glob("*.png")), size)
+    test_paths = sorted((bottle / "test").glob("*/*.png"))
     test = load_images(test_paths, size)
     labels = np.array([path.parent.name != "good" for path in test_paths])
     rows: list[dict[str, Any]] = []
@@ -674,7 +674,7 @@ def run_curves(args: argparse.Namespace) -> list[dict[str, Any]]:
                         "implementation": side,
                         "seed": seed,
                         "batches": step,
-                        "image_AUROC": round(float(roc_auc_score(labels, side_scores)), 4),
+                        "image_AUROC": round(auroc(labels, side_scores), 4),
                         "good_test_L1": round(float(side_errors[~labels].mean()), 5),
                         "train_s": round(
                             float(official["train_seconds"][evaluation]) if side_seconds is None else side_seconds, 1
@@ -744,6 +744,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--data-root", type=Path, default=None, help="MVTec AD (bottle, grid); default: $MVTEC_ROOT")
     parser.add_argument("--worker", nargs=3, metavar=("MODE", "REQUEST", "RESPONSE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -754,7 +755,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     import torch  # noqa: PLC0415
 
     from anomalib_cbigan.reports import write_tables  # noqa: PLC0415
+    from anomalib_cbigan_bench.data_roots import data_root  # noqa: PLC0415  # not in the TensorFlow worker's venv
 
+    args.data_root = args.data_root or data_root("MVTEC_ROOT")
     torch.set_num_threads(args.threads)
     output = args.output or RESULTS / f"reference_parity_{args.mode}"
     output.parent.mkdir(parents=True, exist_ok=True)

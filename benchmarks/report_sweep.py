@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from anomalib_cbigan.atomic_files import atomic_write_text
-from anomalib_cbigan.sweep.report import refresh_generated_tables, write_report
+from anomalib_cbigan_bench.report import refresh_generated_tables, write_report
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,10 +26,10 @@ import sys
 from argparse import Namespace
 from pathlib import Path
 
-from anomalib_cbigan.sweep import Sweep, SweepConfigError
-from anomalib_cbigan.sweep.overrides import parse_overrides
-from anomalib_cbigan.sweep.pipeline import RESULTS_FILE
-from anomalib_cbigan.sweep.report import write_report
+from anomalib_cbigan_bench import Sweep, SweepConfigError
+from anomalib_cbigan_bench.overrides import parse_overrides
+from anomalib_cbigan_bench.pipeline import RESULTS_FILE
+from anomalib_cbigan_bench.report import write_report
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,13 +51,13 @@ from anomalib.engine import Engine
 from lightning import Callback, LightningModule, Trainer, seed_everything
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
-from timing import write_speed_tables  # benchmarks/timing.py, beside this script
 from torchvision.transforms.v2 import RandomRotation
 
 from anomalib_cbigan.data import InMemoryDataModule
 from anomalib_cbigan.registry import list_models, model_class
+from anomalib_cbigan_bench.data_roots import data_root
+from anomalib_cbigan_bench.timing import write_speed_tables
 
-ROOT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "MVTecAD"
 
 # (model arguments, batch size, train augmentations, the protocol's length: batches, or epochs of the training
 # images) at the recipes' sizes: configs/recipes/ and benchmarks/sweeps/mvtec_*_gpu.yaml.
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--models", nargs="+", default=list_models())
     parser.add_argument("--paths", nargs="+", default=list(PATHS), choices=list(PATHS))
     parser.add_argument("--batches", type=int, default=12, help="timed batches (rounded to whole D/E-G cycles)")
-    parser.add_argument("--root", type=Path, default=ROOT)
+    parser.add_argument("--root", type=Path, default=data_root("MVTEC_ROOT"), help="MVTec AD (default: $MVTEC_ROOT)")
     parser.add_argument("--category", default="bottle")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="anomalib loader's worker processes")
     parser.add_argument("--image-size", type=int, default=None, help="instead of the recipes' input size")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+REPO = Path(__file__).resolve().parents[1]
+
 warnings.filterwarnings("ignore", category=FutureWarning)
 logging.getLogger("anomalib").setLevel(logging.WARNING)
 
@@ -39,6 +41,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip_slow)
+
+
+def shared_data(name: str) -> Path:
+    """A data root of the benchmarks (``MVTEC_ROOT``, ``PAPERS_DIR``: :mod:`anomalib_cbigan_bench.data_roots`), its
+    default taken from the checkout's root as the benchmarks take it; the test skips where it is not there."""
+    from anomalib_cbigan_bench.data_roots import data_root
+
+    path = data_root(name)
+    path = path if path.is_absolute() else REPO / path
+    if not path.is_dir():
+        pytest.skip(f"needs {name} ({path}): the shared data beside the checkout, or the environment variable")
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_mvtec_root() -> Path:
+    """The real MVTec AD categories (bottle, grid) of the shared data."""
+    return shared_data("MVTEC_ROOT")
+
+
+@pytest.fixture(scope="session")
+def papers_dir() -> Path:
+    """The method texts of the shared data."""
+    return shared_data("PAPERS_DIR")
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from anomalib_cbigan import list_models
-from anomalib_cbigan.sweep import Sweep, SweepConfigError
-from anomalib_cbigan.sweep.report import write_report
+from anomalib_cbigan_bench import Sweep, SweepConfigError
+from anomalib_cbigan_bench.report import write_report
 
 # One optimiser step a job: the test is about the pipeline, not about learning.
 ONE_STEP = {"max_epochs": 1, "limit_train_batches": 1, "enable_progress_bar": False}
@@ -262,7 +262,7 @@ def test_settings_are_chosen_on_validation_and_the_brightness_shortcut_is_flagge
     models = [
         {"class_path": "Cbigan", "init_args": {**tiles, "alpha": 0.1}, "data": crops, "chosen_by": "a guess"},
         {"class_path": "Cbigan", "init_args": {**tiles, "alpha": 0.5}, "data": crops, "chosen_by": "a guess"},
-        {"class_path": "anomalib_cbigan.sweep.shortcut.MeanIntensity", "init_args": {"mode": "mean"}},
+        {"class_path": "anomalib_cbigan_bench.shortcut.MeanIntensity", "init_args": {"mode": "mean"}},
     ]
     config = yaml.safe_load(sweep_config(tmp_path / "sweep.yaml", mvtec_root, models).read_text())
     config["benchmark"]["data"]["init_args"] |= {"val_split_mode": "synthetic", "val_split_ratio": 0.5, "seed": 0,
@@ -290,7 +290,7 @@ def test_settings_are_chosen_on_validation_and_the_brightness_shortcut_is_flagge
 
 def test_the_shortcut_flag_names_a_dataset_where_brightness_alone_scores(tmp_path: Path) -> None:
     frame = pd.DataFrame({
-        "model.class_path": ["anomalib_cbigan.sweep.shortcut.MeanIntensity", "Cbigan"] * 2,
+        "model.class_path": ["anomalib_cbigan_bench.shortcut.MeanIntensity", "Cbigan"] * 2,
         "data.init_args.category": ["grid"] * 4,
         "data.init_args.standardize_brightness": [None, None, 0.45, 0.45],
         "seed": [0] * 4,
@@ -298,6 +298,6 @@ def test_the_shortcut_flag_names_a_dataset_where_brightness_alone_scores(tmp_pat
         "image_AUROC": [0.94, 0.8, 0.55, 0.7],
     })
     frame.to_csv(tmp_path / "results.csv", index=False)
-    report = write_report(tmp_path / "results.csv", paper_text=None, thesis_text=None).read_text()
+    report = write_report(tmp_path / "results.csv", with_published=False).read_text()
     assert "**Shortcut on grid**" in report and "0.940" in report
     assert "Shortcut on grid (brightness" not in report

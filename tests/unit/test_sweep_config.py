@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from anomalib_cbigan import list_models
-from anomalib_cbigan.sweep import Sweep, SweepConfigError, SweepJobGenerator, finished_rows, job_id
+from anomalib_cbigan_bench import Sweep, SweepConfigError, SweepJobGenerator, finished_rows, job_id
 
 SWEEPS = Path(__file__).resolve().parents[2] / "benchmarks" / "sweeps"
 
@@ -183,7 +183,7 @@ def test_a_jobs_initial_weights_depend_on_its_seed_only(tmp_path: Path, mvtec_ro
 def test_a_planned_sweep_is_not_built_again_before_its_jobs(
     tmp_path: Path, mvtec_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from anomalib_cbigan.sweep import generator as generator_module
+    from anomalib_cbigan_bench import generator as generator_module
 
     builds = []
     build = generator_module._build

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from anomalib_cbigan.sweep.overrides import SMOKE, OverrideError, apply_overrides, parse_overrides
+from anomalib_cbigan_bench.overrides import SMOKE, OverrideError, apply_overrides, parse_overrides
 
 BENCHMARK = {
     "seed": {"grid": [0, 1, 2]},

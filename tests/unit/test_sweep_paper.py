@@ -1,14 +1,21 @@
-"""The paper's Tables II and III in a sweep's report: read from the paper's text, our results beside them."""
+"""The paper's Tables II and III in a sweep's report: parsed from the paper's text, shipped as package data, our
+results beside them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
-import pytest
 
-from anomalib_cbigan.sweep.paper import PAPER_TEXT, TEXTURES, paper_rows, paper_sections
-from anomalib_cbigan.sweep.report import tidy, write_report
-
-needs_paper = pytest.mark.skipif(not PAPER_TEXT.exists(), reason="needs ../shared/papers beside the checkout")
+from anomalib_cbigan_bench.paper import (
+    PAPER_FILE,
+    THESIS_FILE,
+    TEXTURES,
+    paper_sections,
+    published_from_texts,
+    published_tables,
+)
+from anomalib_cbigan_bench.report import tidy, write_report
 
 
 def _row(lines: list[str], table: str, category: str) -> list[str]:
@@ -30,18 +37,24 @@ def sweep_rows() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@needs_paper
+def test_the_shipped_tables_are_what_the_texts_give(papers_dir: Path) -> None:
+    texts = ((papers_dir / name).read_text() for name in (PAPER_FILE, THESIS_FILE))
+    assert published_from_texts(*texts) == published_tables(), (
+        "anomalib_cbigan_bench/published.json differs from the method texts: run "
+        "`python benchmarks/extract_published_tables.py`"
+    )
+
+
 def test_paper_numbers_come_from_the_paper_text() -> None:
-    paper = paper_rows(PAPER_TEXT.read_text())
+    paper = published_tables()["cbigan_paper"]
     assert paper["II"]["CBiGAN (ours)"]["grid"] == 0.99
     assert paper["II"]["EGBAD [16]"]["overall mean"] == 0.61
     assert paper["III"]["GANomaly [14]"]["bottle"] == 0.89
     assert paper["III"]["CBiGAN (ours)"]["texture mean"] == 0.85
 
 
-@needs_paper
 def test_our_results_fill_the_columns_and_missing_ones_say_so() -> None:
-    lines = paper_sections(tidy(sweep_rows()), PAPER_TEXT.read_text())
+    lines = paper_sections(tidy(sweep_rows()), published_tables()["cbigan_paper"])
     # columns: paper GANomaly, paper EGBAD, paper CBiGAN, ours: Cbigan, Egbad, Cbigan (untrained)
     assert _row(lines, "III", "carpet") == ["carpet", "0.70", "0.52", "0.55", "0.600 ± 0.141", "—", "—"]
     assert _row(lines, "III", "*texture mean*")[4] == "0.720"  # all five textures run (carpet: mean of its seeds)
@@ -50,7 +63,6 @@ def test_our_results_fill_the_columns_and_missing_ones_say_so() -> None:
     assert "grid" in "\n".join(lines) and "cable" not in "\n".join(lines)  # only the categories the sweep ran
 
 
-@needs_paper
 def test_the_report_of_an_mvtec_sweep_carries_the_paper_tables(tmp_path) -> None:
     results = tmp_path / "results.csv"
     sweep_rows().to_csv(results, index=False)
@@ -58,4 +70,4 @@ def test_the_report_of_an_mvtec_sweep_carries_the_paper_tables(tmp_path) -> None
     assert "## Beside the paper" in text and "Cbigan (untrained)" in text
     results.write_text(results.read_text().replace("bottle", "brick"))  # no MVTec AD object left: still textures
     assert "### Table II" in write_report(results).read_text()
-    assert "## Beside the paper" not in write_report(results, paper_text=None).read_text()
+    assert "## Beside the paper" not in write_report(results, with_published=False).read_text()

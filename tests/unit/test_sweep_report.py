@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anomalib_cbigan.sweep.plots import roc_curve
-from anomalib_cbigan.sweep.report import cost_table, length_table, metric_table, tidy, write_report
+from anomalib_cbigan_bench.plots import roc_curve
+from anomalib_cbigan_bench.report import cost_table, length_table, metric_table, tidy, write_report
 
 
 def results_frame() -> pd.DataFrame:

@@ -8,9 +8,9 @@ import pytest
 import torch
 from anomalib.data import ImageBatch
 
-from anomalib_cbigan.sweep.job import ValidationScores
-from anomalib_cbigan.sweep.overrides import apply_overrides
-from anomalib_cbigan.sweep.shortcut import MeanIntensity, MeanIntensityModel
+from anomalib_cbigan_bench.job import ValidationScores
+from anomalib_cbigan_bench.overrides import apply_overrides
+from anomalib_cbigan_bench.shortcut import MeanIntensity, MeanIntensityModel
 
 
 def _validate(callback: ValidationScores, scores: list[float], labels: list[int], maps: torch.Tensor | None,

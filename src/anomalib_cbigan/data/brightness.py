@@ -5,7 +5,7 @@ test/good photographs are darker than the training ones): a detector can read we
 defect. :class:`StandardizeBrightness` scales every image so that its mean intensity is ``mean``; with it in the
 training, validation and test transforms of a datamodule (``LocalMVTecAD(standardize_brightness=...)``), every
 model sees the same images and a comparison is decided by the defects. The sweep's ``MeanIntensity`` shortcut
-check (:mod:`anomalib_cbigan.sweep.shortcut`) measures how much the cue is worth on a dataset.
+check (:mod:`anomalib_cbigan_bench.shortcut`) measures how much the cue is worth on a dataset.
 
 Example:
     >>> import torch

@@ -8,7 +8,7 @@ also be run with ``LocalMVTecAD(standardize_brightness=...)``.
 
 Example:
     >>> import torch
-    >>> from anomalib_cbigan.sweep.shortcut import MeanIntensityModel
+    >>> from anomalib_cbigan_bench.shortcut import MeanIntensityModel
     >>> model = MeanIntensityModel("distance")
     >>> model.observe(torch.full((2, 3, 4, 4), 0.5))
     >>> model.eval()(torch.stack([torch.full((3, 4, 4), 0.5), torch.full((3, 4, 4), 0.8)])).pred_score
@@ -83,7 +83,7 @@ class MeanIntensity(AnomalibModule):
         evaluator (Evaluator | bool): Defaults to ``True`` (the package's metrics).
 
     Example:
-        >>> from anomalib_cbigan.sweep.shortcut import MeanIntensity
+        >>> from anomalib_cbigan_bench.shortcut import MeanIntensity
         >>> MeanIntensity(mode="mean").model.mode
         'mean'
     """

@@ -97,7 +97,7 @@ class SweepJobGenerator(BenchmarkJobGenerator):
         threads (int | None): CPU threads per job. Defaults to ``None`` (torch's default).
 
     Example:
-        >>> from anomalib_cbigan.sweep import SweepJobGenerator
+        >>> from anomalib_cbigan_bench import SweepJobGenerator
         >>> generator = SweepJobGenerator("cpu", output_dir="results/sweeps/example")
         >>> generator.job_class.__name__
         'SweepJob'
@@ -111,7 +111,7 @@ class SweepJobGenerator(BenchmarkJobGenerator):
 
     @property
     def job_class(self) -> type:
-        """:class:`~anomalib_cbigan.sweep.job.SweepJob`."""
+        """:class:`~anomalib_cbigan_bench.job.SweepJob`."""
         return SweepJob
 
     def plan(self, args: dict[str, Any], *, check_data: bool = True) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ from anomalib.utils.logging import LoggerRedirectError, hide_output
 from lightning import Callback, LightningModule, Trainer, seed_everything
 
 from anomalib_cbigan.atomic_files import atomic_path
+from anomalib_cbigan.metrics import auroc
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ class ValidationScores(Callback):
         """``val_image_AUROC_raw``, ``val_pixel_AUROC``, ``val_pixel_AUPR`` of the last validation (NaN where
         it had not both labels, or no maps), and ``val_images``."""
         nan = float("nan")
-        values = {"val_images": len(self.scores), "val_image_AUROC_raw": _auroc(self.labels, self.scores)}
+        values = {"val_images": len(self.scores), "val_image_AUROC_raw": auroc(self.labels, self.scores)}
         pixel_auroc = pixel_aupr = nan
         if self._pixel_auroc is not None and self._pixel_auroc.thresholds is not None:
             positives = bool((self._pixel_auroc.confmat[:, 1, :].sum(-1) > 0).all())  # some anomalous pixel
@@ -194,7 +195,7 @@ class SweepJob(BenchmarkJob):
         untrained (bool): Validate and test without training.
 
     Example:
-        >>> from anomalib_cbigan.sweep.job import SweepJob
+        >>> from anomalib_cbigan_bench.job import SweepJob
         >>> SweepJob.name  # the config section it reads, as anomalib's BenchmarkJob
         'benchmark'
     """
@@ -335,8 +336,9 @@ def _summary(row: dict[str, Any]) -> str:
 
 def _raw_auroc(scores: list[dict[str, Any]]) -> float:
     """AUROC of the raw test scores (anomalib's table AUROC is computed after min-max normalisation and
-    clamping, which ties the extremes); NaN without both labels."""
-    return _auroc([row["gt_label"] for row in scores], [row["pred_score"] for row in scores])
+    clamping, which ties the extremes); NaN without both labels, or where an image had none."""
+    labels = [row["gt_label"] for row in scores]
+    return float("nan") if "" in labels else auroc(labels, [row["pred_score"] for row in scores])
 
 
 @contextmanager
@@ -354,15 +356,6 @@ def _plain_bincount() -> Iterator[None]:
         yield
     finally:
         torch.use_deterministic_algorithms(was_deterministic, warn_only=warn_only)
-
-
-def _auroc(labels: list[Any], scores: list[float]) -> float:
-    """AUROC of ``scores`` for 0/1 ``labels``; NaN without both labels."""
-    from sklearn.metrics import roc_auc_score
-
-    if len(set(labels)) != 2 or "" in labels:  # noqa: PLR2004
-        return float("nan")
-    return float(roc_auc_score(labels, scores))
 
 
 def finished_rows(output_dir: Path, order: Sequence[str] = ()) -> list[dict[str, Any]]:

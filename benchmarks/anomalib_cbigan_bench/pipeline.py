@@ -15,12 +15,14 @@ What it adds, each because anomalib's pipeline lacks it:
 * errors in the configuration and in the data of every job that will run are raised before the first job
   trains (anomalib catches them and prints "check runs/pipeline.log"); failed jobs are listed at the end
   with their error; :meth:`Sweep.plan` does only that (a dry run);
+* data roots are named, not written: ``root: ${MVTEC_ROOT}`` takes the environment variable, else the default
+  of :mod:`~anomalib_cbigan_bench.data_roots` (the shared folder beside the checkout);
 * settings given on the command line win over the config's (``overrides``: anomalib's dotted option names,
-  see :mod:`~anomalib_cbigan.sweep.overrides`), and ``smoke`` runs every job for two steps into a folder
+  see :mod:`~anomalib_cbigan_bench.overrides`), and ``smoke`` runs every job for two steps into a folder
   of its own.
 
 Example:
-    >>> from anomalib_cbigan.sweep import Sweep
+    >>> from anomalib_cbigan_bench import Sweep
     >>> Sweep(output_dir="results/sweeps/example", workers=2).workers
     2
 """
@@ -43,6 +45,7 @@ from anomalib.utils.logging import redirect_logs
 
 from anomalib_cbigan.atomic_files import atomic_path
 
+from .data_roots import expand_all
 from .generator import SweepConfigError, SweepJobGenerator, job_label
 from .job import FAILED, SweepJob, finished_rows
 from .overrides import SMOKE, apply_overrides
@@ -63,7 +66,7 @@ class Sweep(Benchmark):
         output_dir (Path | str | None): Overrides the config's ``output``.
         workers (int | None): Overrides the config's ``workers`` (parallel CPU jobs; default 1).
         overrides (dict | None): Settings over the config's, ``{"trainer.max_steps": 100, ...}``
-            (:func:`~anomalib_cbigan.sweep.overrides.parse_overrides` reads them from a command line).
+            (:func:`~anomalib_cbigan_bench.overrides.parse_overrides` reads them from a command line).
         smoke (bool): Two training steps a job on batches of 4, written to ``<output>_smoke`` unless
             ``output_dir`` is given: checks the whole sweep (data, models, test, report) in minutes.
     """
@@ -89,6 +92,11 @@ class Sweep(Benchmark):
         if not isinstance(pipeline_args, dict):
             msg = f"{args.config}: a sweep configuration is a YAML mapping, got {type(pipeline_args).__name__}"
             raise SweepConfigError(msg)
+        try:
+            pipeline_args = expand_all(pipeline_args)
+        except KeyError as error:
+            msg = f"{args.config}: {error.args[0]}"
+            raise SweepConfigError(msg) from error
         _check_keys(pipeline_args, TOP_LEVEL_KEYS, args.config, "")
         if isinstance(pipeline_args.get("benchmark"), dict):
             _check_keys(pipeline_args["benchmark"], BENCHMARK_KEYS, args.config, "benchmark.")

@@ -1,31 +1,34 @@
 """The CBiGAN paper's MVTec AD Tables II and III, and the FCBiGAN thesis's pixel AUPR, beside a sweep's results.
 
-The paper's numbers are read from its text (``../shared/papers/cbigan-paper.txt`` beside the checkout,
-tab-separated table rows), ours from the sweep's rows: nothing is typed by hand. Rows are the MVTec AD
-categories the sweep ran, in the paper's order, then the texture, object and overall means where a
-model of the sweep ran every category of the group.
+The published figures ship with this package (``published.json``, read by :func:`published_tables`). They were
+parsed once from the method texts (tab-separated table rows) by ``benchmarks/extract_published_tables.py`` with
+:func:`paper_rows` and :func:`thesis_rows`, so nothing is typed by hand; a test checks that the file still equals
+what the texts give where they are there. Rows are the MVTec AD categories the sweep ran, in the paper's order,
+then the texture, object and overall means where a model of the sweep ran every category of the group.
 
 Example:
     >>> import pandas as pd
-    >>> from anomalib_cbigan.sweep.report import tidy
-    >>> text = "TABLE II: ...\\nCarpet\\tGrid\\n" + "TABLE III: ..."
+    >>> from anomalib_cbigan_bench.report import tidy
     >>> frame = tidy(pd.DataFrame({"model.class_path": ["Cbigan"], "data.init_args.category": ["brick"],
     ...                            "image_AUROC": [0.7]}))
-    >>> paper_sections(frame, text)  # no MVTec AD category in the sweep: nothing to set beside the paper
+    >>> paper_sections(frame, published_tables()["cbigan_paper"])  # no MVTec AD category: nothing to set beside it
     []
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
 
 import pandas as pd
 
 from anomalib_cbigan.reports import markdown_table
 
-# src/anomalib_cbigan/sweep/paper.py -> the checkout's folder -> ../shared
-PAPER_TEXT = Path(__file__).resolve().parents[4] / "shared" / "papers" / "cbigan-paper.txt"
-THESIS_TEXT = PAPER_TEXT.with_name("fcbigan-thesis-summary.txt")
+PUBLISHED_FILE = "published.json"
+PAPER_FILE = "cbigan-paper.txt"  # in the folder of method texts (data_roots: PAPERS_DIR)
+THESIS_FILE = "fcbigan-thesis-summary.txt"
 THESIS_HEADER = "Category\tf-AnoGAN\tFCBiGAN"  # the thesis's Table 2 (pixel AUPR of the MVTec AD textures)
 TEXTURES = ("carpet", "grid", "leather", "tile", "wood")
 OBJECTS = ("bottle", "cable", "capsule", "hazelnut", "metal_nut", "pill", "screw", "toothbrush", "transistor", "zipper")
@@ -39,6 +42,22 @@ TABLES = {
     "II": ("maximum balanced accuracy (TPR + TNR) / 2", "image_MaxBalancedAccuracy", ("EGBAD [16]", "CBiGAN (ours)")),
     "III": ("image AUROC", "image_AUROC", ("GANomaly [14]", "EGBAD [16]", "CBiGAN (ours)")),
 }
+
+
+@cache
+def published_tables() -> dict[str, Any]:
+    """``{"cbigan_paper": {table: {method: {column: value}}}, "fcbigan_thesis": {category: {method: value}}}``.
+
+    Example:
+        >>> published_tables()["cbigan_paper"]["III"]["CBiGAN (ours)"]["bottle"]
+        0.87
+    """
+    return json.loads(resources.files(__package__).joinpath(PUBLISHED_FILE).read_text(encoding="utf-8"))
+
+
+def published_from_texts(paper_text: str, thesis_text: str) -> dict[str, Any]:
+    """What :func:`published_tables` holds, parsed from the paper's and the thesis's texts."""
+    return {"cbigan_paper": paper_rows(paper_text), "fcbigan_thesis": thesis_rows(thesis_text)}
 
 
 def paper_rows(text: str) -> dict[str, dict[str, dict[str, float]]]:
@@ -61,15 +80,15 @@ def paper_rows(text: str) -> dict[str, dict[str, dict[str, float]]]:
     return parsed
 
 
-def paper_sections(frame: pd.DataFrame, paper_text: str) -> list[str]:
-    """Markdown lines: each paper table with a column per model of ``frame`` (a tidy results frame).
+def paper_sections(frame: pd.DataFrame, paper: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """Markdown lines: each paper table (``published_tables()["cbigan_paper"]``) with a column per model of
+    ``frame`` (a tidy results frame).
 
     Empty when the sweep ran no MVTec AD category.
     """
     categories = [category for category in PAPER_COLUMNS if category in set(frame["category"])]
     if not categories:
         return []
-    paper = paper_rows(paper_text)
     models = list(dict.fromkeys(frame["model"]))
     lines = [
         "## Beside the paper (Carrara et al., ICPR 2020, Tables II and III)",
@@ -128,11 +147,11 @@ def thesis_rows(text: str) -> dict[str, dict[str, float]]:
     return rows
 
 
-def thesis_section(frame: pd.DataFrame, thesis_text: str) -> list[str]:
-    """Markdown lines: the thesis's pixel AUPR beside every model's ``pixel_AUPR`` on the textures the sweep ran."""
+def thesis_section(frame: pd.DataFrame, thesis: dict[str, dict[str, float]]) -> list[str]:
+    """Markdown lines: the thesis's pixel AUPR (``published_tables()["fcbigan_thesis"]``) beside every model's
+    ``pixel_AUPR`` on the textures the sweep ran."""
     if "pixel_AUPR" not in frame:
         return []
-    thesis = thesis_rows(thesis_text)
     datasets = [dataset for dataset in dict.fromkeys(frame["category"]) if frame.loc[frame["category"] == dataset,
                 "category_name"].iloc[0] in thesis]  # fmt: skip
     if not datasets:
@@ -157,27 +176,26 @@ def thesis_section(frame: pd.DataFrame, thesis_text: str) -> list[str]:
     ]
 
 
-def published_cells(paper_text: str | None, thesis_text: str | None) -> dict[tuple[str, str], str]:
-    r"""``{(model class, category): "AUROC 0.99, max bal. acc. 0.99"}``: what the paper or the thesis published.
+def published_cells(published: dict[str, Any] | None) -> dict[tuple[str, str], str]:
+    """``{(model class, category): "AUROC 0.99, max bal. acc. 0.99"}``: what the paper or the thesis published.
 
     Image AUROC (Table III) and maximum balanced accuracy (Table II) for the paper's methods, pixel AUPR (Table 2)
-    for the thesis's FCBiGAN; a missing text contributes nothing.
+    for the thesis's FCBiGAN; ``None`` gives none.
 
     Example:
-        >>> published_cells(None, "Category\tf-AnoGAN\tFCBiGAN(Max)\nGrid\t0.050\t0.098\n")
+        >>> published_cells({"fcbigan_thesis": {"grid": {"f-AnoGAN": 0.05, "FCBiGAN": 0.098}}})
         {('Fcbigan', 'grid'): 'pixel AUPR 0.098'}
     """
     cells: dict[tuple[str, str], str] = {}
-    if paper_text is not None:
-        paper = paper_rows(paper_text)
+    paper = (published or {}).get("cbigan_paper")
+    if paper is not None:
         for model_class, method in PAPER_METHODS.items():
             for category in (*TEXTURES, *OBJECTS):
                 parts = [f"AUROC {paper['III'][method][category]:.2f}"]
                 if method in paper["II"]:
                     parts.append(f"max bal. acc. {paper['II'][method][category]:.2f}")
                 cells[(model_class, category)] = ", ".join(parts)
-    if thesis_text is not None:
-        for category, row in thesis_rows(thesis_text).items():
-            for model_class, method in THESIS_METHODS.items():
-                cells[(model_class, category)] = f"pixel AUPR {row[method]:.3f}"
+    for category, row in ((published or {}).get("fcbigan_thesis") or {}).items():
+        for model_class, method in THESIS_METHODS.items():
+            cells[(model_class, category)] = f"pixel AUPR {row[method]:.3f}"
     return cells

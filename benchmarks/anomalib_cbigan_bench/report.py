@@ -7,17 +7,17 @@ standardised is a category of its own (``grid (brightness 0.45)``). Seeds of one
 are averaged (mean ± std).
 
 The report opens with what a reader needs first: datasets where the brightness shortcut
-(:mod:`~anomalib_cbigan.sweep.shortcut`) scores far from chance, and the table of settings chosen without test
+(:mod:`~anomalib_cbigan_bench.shortcut`) scores far from chance, and the table of settings chosen without test
 labels: where a model has several variants, the one with the best mean validation AUROC
 (``val_image_AUROC_raw``, measured on the datamodule's validation split: with ``val_split_mode: synthetic``,
 held-out training images and synthetic anomalies), with each row's ``chosen_by``. Then a table per metric,
 image AUROC per defect type (from the jobs' per-image scores), costs, where the sweep ran MVTec AD categories
 the CBiGAN paper's Tables II and III and the FCBiGAN thesis's pixel AUPR beside ours
-(:mod:`~anomalib_cbigan.sweep.paper`), plots, and the reconstruction figures the jobs saved.
+(:mod:`~anomalib_cbigan_bench.paper`), plots, and the reconstruction figures the jobs saved.
 
 Example:
     >>> import pandas as pd
-    >>> from anomalib_cbigan.sweep.report import metric_table, tidy
+    >>> from anomalib_cbigan_bench.report import metric_table, tidy
     >>> frame = tidy(pd.DataFrame({
     ...     "model.class_path": ["Cbigan", "Cbigan", "anomalib.models.Ganomaly"],
     ...     "data.init_args.category": ["brick", "brick", "brick"],
@@ -40,11 +40,12 @@ import numpy as np
 import pandas as pd
 
 from anomalib_cbigan.atomic_files import atomic_write_text
+from anomalib_cbigan.metrics import auroc
 from anomalib_cbigan.reports import markdown_table, write_tables
 
 from . import plots
 from .job import FIGURES
-from .paper import PAPER_TEXT, THESIS_TEXT, paper_sections, published_cells, thesis_section
+from .paper import paper_sections, published_cells, published_tables, thesis_section
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ def headline_table(frame: pd.DataFrame, published: dict[tuple[str, str], str]) -
 
     Args:
         frame: A tidy results frame (:func:`tidy`).
-        published: ``{(model class, category): cell}`` (:func:`~anomalib_cbigan.sweep.paper.published_cells`).
+        published: ``{(model class, category): cell}`` (:func:`~anomalib_cbigan_bench.paper.published_cells`).
     """
     classes = dict(zip(frame["model"], frame["model_class"], strict=True))
     untrained = frame.groupby("model")["untrained"].any()
@@ -218,18 +219,14 @@ def headline_table(frame: pd.DataFrame, published: dict[tuple[str, str], str]) -
     return rows
 
 
-def generated_table(results_csv: Path | str, paper_text: Path | None = PAPER_TEXT,
-                    thesis_text: Path | None = THESIS_TEXT) -> str:  # fmt: skip
-    """The headline table of a results CSV as Markdown (the published cells where the texts are there)."""
+def generated_table(results_csv: Path | str, *, with_published: bool = True) -> str:
+    """The headline table of a results CSV as Markdown, with the published figures (unless ``with_published``
+    is false)."""
     frame = tidy(pd.read_csv(results_csv))
-
-    def read(path: Path | None) -> str | None:
-        return Path(path).read_text() if path is not None and Path(path).is_file() else None
-
-    return markdown_table(headline_table(frame, published_cells(read(paper_text), read(thesis_text))))
+    return markdown_table(headline_table(frame, published_cells(published_tables() if with_published else None)))
 
 
-def refresh_generated_tables(document: Path | str, **texts: Path | None) -> str:
+def refresh_generated_tables(document: Path | str, *, with_published: bool = True) -> str:
     """The document's text with every generated table (:data:`GENERATED_TABLE`) rebuilt from its CSV.
 
     Raises:
@@ -242,7 +239,7 @@ def refresh_generated_tables(document: Path | str, **texts: Path | None) -> str:
         if not csv.is_file():
             msg = f"{document}: a generated table names {match['csv']}, which is not there"
             raise FileNotFoundError(msg)
-        return f"{match['start']}{generated_table(csv, **texts)}\n{match['end']}"
+        return f"{match['start']}{generated_table(csv, with_published=with_published)}\n{match['end']}"
 
     return GENERATED_TABLE.sub(rebuild, document.read_text())
 
@@ -255,8 +252,6 @@ def defect_table(frame: pd.DataFrame, scores_dir: Path) -> list[dict[str, str]]:
     """
     if "job_id" not in frame or not Path(scores_dir).is_dir():
         return []
-    from sklearn.metrics import roc_auc_score
-
     per_job: list[dict[str, Any]] = []
     for _, job in frame.iterrows():
         path = Path(scores_dir) / f"{job['job_id']}.csv"
@@ -271,8 +266,8 @@ def defect_table(frame: pd.DataFrame, scores_dir: Path) -> list[dict[str, str]]:
             continue
         for defect, bad in scores[scores["gt_label"] == 1].groupby("defect"):
             both = pd.concat([good, bad])
-            auroc = roc_auc_score(both["gt_label"], both["pred_score"])
-            per_job.append({"dataset": job["category"], "model": job["model"], "defect": defect, "auroc": auroc})
+            per_job.append({"dataset": job["category"], "model": job["model"], "defect": defect,
+                            "auroc": auroc(both["gt_label"].tolist(), both["pred_score"].tolist())})  # fmt: skip
     if not per_job:
         return []
     table = pd.DataFrame(per_job)
@@ -417,19 +412,17 @@ def write_report(
     output_dir: Path | str | None = None,
     *,
     roc_category: str | None = None,
-    paper_text: Path | None = PAPER_TEXT,
-    thesis_text: Path | None = THESIS_TEXT,
+    with_published: bool = True,
 ) -> Path:
     """Write ``report.md``, ``summary.csv``/``.md`` and the plots for a results CSV; return the report's path.
 
     Args:
-        results_csv: A results file of :class:`~anomalib_cbigan.sweep.Sweep` or of ``anomalib benchmark``.
+        results_csv: A results file of :class:`~anomalib_cbigan_bench.Sweep` or of ``anomalib benchmark``.
         output_dir: Defaults to the CSV's folder.
         roc_category: The category whose ROC curves are drawn (needs the ``scores/`` folder that
-            :class:`~anomalib_cbigan.sweep.Sweep` writes beside its CSV). Defaults to the first.
-        paper_text: The CBiGAN paper's text, for its tables beside MVTec AD results (skipped, with a log
-            line, where the file is missing; ``None``: never).
-        thesis_text: The FCBiGAN thesis's text, for its pixel AUPR table (skipped where missing; ``None``: never).
+            :class:`~anomalib_cbigan_bench.Sweep` writes beside its CSV). Defaults to the first.
+        with_published: Set the CBiGAN paper's tables and the FCBiGAN thesis's pixel AUPR beside MVTec AD
+            results (:func:`~anomalib_cbigan_bench.paper.published_tables`).
     """
     results_csv = Path(results_csv)
     if not results_csv.is_file():
@@ -462,12 +455,10 @@ def write_report(
         sections += ["## Training length (validation and test against trained steps)", "", LENGTH_NOTE, "",
                      markdown_table(lengths), ""]  # fmt: skip
     sections += ["## Cost (means over jobs)", "", markdown_table(cost_table(frame)), ""]
-    if paper_text is not None and Path(paper_text).is_file():
-        sections += [*paper_sections(frame, Path(paper_text).read_text()), ""]
-    elif paper_text is not None:
-        logger.info("No paper text at %s: the report has no paper tables", paper_text)
-    if thesis_text is not None and Path(thesis_text).is_file():
-        sections += [*thesis_section(frame, Path(thesis_text).read_text()), ""]
+    if with_published:
+        published = published_tables()
+        sections += [*paper_sections(frame, published["cbigan_paper"]), ""]
+        sections += [*thesis_section(frame, published["fcbigan_thesis"]), ""]
     figures = plots.draw_all(frame, metrics, output_dir / "plots", results_csv.parent / "scores", roc_category)
     length_figure = plots.length_curve(length_groups(frame), output_dir / "plots" / "length_image_AUROC.png")
     figures += [length_figure] if length_figure is not None else []

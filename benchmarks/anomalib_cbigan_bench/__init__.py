@@ -1,7 +1,7 @@
 """Benchmark sweeps through anomalib's pipeline: our models beside anomalib's, resumable, on several workers.
 
 Example:
-    >>> from anomalib_cbigan.sweep import Sweep, SweepJobGenerator, SweepJob
+    >>> from anomalib_cbigan_bench import Sweep, SweepJobGenerator, SweepJob
     >>> issubclass(SweepJob, __import__("anomalib.pipelines.benchmark.job", fromlist=["BenchmarkJob"]).BenchmarkJob)
     True
 """

@@ -1,16 +1,16 @@
-"""PNG plots of a tidy results frame (see :func:`anomalib_cbigan.sweep.report.tidy`).
+"""PNG plots of a tidy results frame (see :func:`anomalib_cbigan_bench.report.tidy`).
 
 * ``bar_<metric>.png``: one group of bars per category (and the mean), one bar per model, seed std as error bar;
 * ``alpha_<metric>.png``: the metric against CBiGAN's alpha, one line per category (drawn when the
   results hold at least three alpha values of one model);
 * ``roc_<category>.png``: ROC curves of every model on one category, from the per-image *raw* scores a
-  :class:`~anomalib_cbigan.sweep.Sweep` saves (the first seed of each model). Their AUROC can differ from
+  :class:`~anomalib_cbigan_bench.Sweep` saves (the first seed of each model). Their AUROC can differ from
   the table's: anomalib computes its AUROC after the post-processor's min-max normalisation, which clamps
   test scores outside the validation range to 0 or 1 and so ties them.
 
 Example:
     >>> import numpy as np
-    >>> from anomalib_cbigan.sweep.plots import roc_curve
+    >>> from anomalib_cbigan_bench.plots import roc_curve
     >>> fpr, tpr = roc_curve(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
     >>> float(np.trapezoid(tpr, fpr))
     0.75
