@@ -47,12 +47,11 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return result
 
 
-# The whole chain starts three `anomalib` processes a model: the first registered model in the default suite,
-# every model with --runslow; test_every_short_name_parses_in_the_cli covers every name cheaply.
-_CHAIN = [pytest.param(name, marks=() if index == 0 else pytest.mark.slow) for index, name in enumerate(list_models())]
-
-
-@pytest.mark.parametrize("name", _CHAIN)
+# The whole chain starts three `anomalib` processes a model: every model with --runslow. The default suite covers
+# train, export and inference by short name in test_wheel.py (Cbigan, from the installed wheel), and every name
+# cheaply in test_every_short_name_parses_in_the_cli.
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list_models())
 def test_train_test_predict_by_short_name(name: str, mvtec_root: Path, tmp_path: Path, fast_model_args: dict) -> None:
     out = tmp_path / "results"
     model_args = _model_args(fast_model_args)
