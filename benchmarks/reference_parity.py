@@ -334,13 +334,15 @@ def official_weights(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, li
 
 
 def our_model(weights: dict[str, list[np.ndarray]], size: int, **hyper: Any) -> Any:
-    """A :class:`~anomalib_cbigan.Cbigan` holding the official weights, stepped outside a Trainer."""
+    """A :class:`~anomalib_cbigan.Cbigan` with the paper's settings (``Cbigan.paper()``: the official code's, not the
+    CPU defaults; its weight average only where ``hyper`` asks for it) holding the official weights, stepped outside
+    a Trainer."""
     from unittest import mock  # noqa: PLC0415
 
     from anomalib_cbigan import Cbigan  # noqa: PLC0415
     from anomalib_cbigan.models.cbigan.official_weights import load_official_weights  # noqa: PLC0415
 
-    model = Cbigan(input_size=(size, size), visualizer=False, **hyper)
+    model = Cbigan.paper(input_size=(size, size), visualizer=False, **{"weight_average_decay": 0.0, **hyper})
     load_official_weights(model.model, weights)
     optimizers = model.configure_optimizers()
     model.optimizers = lambda: optimizers

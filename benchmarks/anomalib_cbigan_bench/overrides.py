@@ -22,13 +22,20 @@ from __future__ import annotations
 
 import copy
 import importlib
-from typing import Any
+import inspect
+from typing import Any, NamedTuple
 
 import yaml
 
 from .generator import SweepConfigError
 
 PREFIXES = ("trainer.", "model.init_args.", "data.init_args.", "in_memory.")
+
+class AtMost(NamedTuple):
+    """An override that only lowers a model's value: ``patches_per_epoch`` 0, an option switched off, stays 0."""
+
+    limit: float
+
 
 # --smoke: every job trains two optimiser steps on batches of 4 and is tested: the whole path in minutes.
 SMOKE = {
@@ -41,7 +48,7 @@ SMOKE = {
     "data.init_args.eval_batch_size": 4,
     "data.init_args.num_workers": 0,
     "model.init_args.batch_size": 4,
-    "model.init_args.patches_per_epoch": 16,  # else one FCBiGAN epoch is 12,000 patches
+    "model.init_args.patches_per_epoch": AtMost(16),  # else one FCBiGAN epoch is 12,000 patches
     "in_memory.batches_per_epoch": 2,
 }
 
@@ -96,7 +103,11 @@ def apply_overrides(benchmark: dict[str, Any], overrides: dict[str, Any], *, str
                 msg = f"--{key}: no model of this sweep takes {argument!r} (models: {names})"
                 raise OverrideError(msg)
             for entry in takers:
-                entry.setdefault("init_args", {})[argument] = value
+                arguments = entry.setdefault("init_args", {})
+                if not isinstance(value, AtMost):
+                    arguments[argument] = value
+                elif arguments.get(argument, _default(entry.get("class_path"), argument)) > value.limit:
+                    arguments[argument] = value.limit
         elif section == "data.init_args":
             for data in _grid(benchmark["data"]):
                 data.setdefault("init_args", {})[argument] = value
@@ -145,6 +156,11 @@ def _takes(class_path: Any, argument: str) -> bool:
 
     cls = _model_class(str(class_path))
     return cls is not None and takes_argument(cls, argument)
+
+
+def _default(class_path: Any, argument: str) -> Any:  # noqa: ANN401
+    """The default of ``argument`` in the constructor of the model named ``class_path`` (which takes it)."""
+    return inspect.signature(_model_class(str(class_path))).parameters[argument].default
 
 
 def _model_class(class_path: str) -> type | None:

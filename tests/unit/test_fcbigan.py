@@ -13,7 +13,7 @@ from anomalib.engine import Engine
 from anomalib_cbigan import Fcbigan, TextureAnomalies
 from anomalib_cbigan.models.fcbigan.anomaly_map import ScoreStatistics, fuse_scores, mean_filter, standardize
 from anomalib_cbigan.models.fcbigan.loss import critic_loss, encoder_loss, generator_loss
-from anomalib_cbigan.models.fcbigan.patch_sampler import sample_patches
+from anomalib_cbigan.models.patch_sampler import sample_patches
 from anomalib_cbigan.models.fcbigan.torch_model import FcbiganModel
 
 

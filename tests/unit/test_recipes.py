@@ -56,3 +56,20 @@ def test_every_recipe_trains_from_memory(recipe: str) -> None:
     assert _mvtec_args(config)["root"] == "./datasets/MVTecAD"
     if config["trainer"].get("max_steps"):  # step-based: epochs of batches_per_epoch, not ~180,000 tiny ones
         assert config["data"]["init_args"]["batches_per_epoch"] == 1000
+
+
+@pytest.mark.parametrize("recipe", sorted(path.name for path in RECIPES.glob("*.yaml") if "gan_" in path.name))
+def test_recipes_hold_the_paper_settings_whatever_the_defaults(recipe: str) -> None:
+    # Every setting of Model.paper() is written out, so a change of the constructor's defaults leaves the recipes
+    # the paper's; the texture recipes differ in the protocol only (64-px tiles, alpha 1e-5).
+    from anomalib_cbigan import model_class
+
+    model = _load(recipe)["model"]
+    cls = model_class(model["class_path"])
+    expected = {key: list(value) if isinstance(value, tuple) else value for key, value in cls.paper_settings.items()
+                if key != "alpha" or model["class_path"] != "Egbad"}  # fmt: skip
+    if "textures" in recipe and model["class_path"] != "Fcbigan":
+        expected |= {"input_size": [64, 64], "tile_images": True, "alpha": 1e-5}
+        if model["class_path"] == "Egbad":
+            expected.pop("alpha")
+    assert model["init_args"] == expected

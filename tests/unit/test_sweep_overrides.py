@@ -73,3 +73,16 @@ def test_an_argument_no_model_takes_is_an_error_except_in_smoke_mode() -> None:
     assert cbigan["init_args"]["batch_size"] == ganomaly["init_args"]["batch_size"] == 4
     assert "patches_per_epoch" not in cbigan["init_args"]
     assert cbigan["trainer"]["max_steps"] == smoke["trainer"]["max_steps"] == 2
+
+
+def test_smoke_mode_lowers_patches_per_epoch_and_leaves_it_off_where_it_is_off() -> None:
+    benchmark = {**BENCHMARK, "model": {"grid": [
+        {"class_path": "Fcbigan"},  # default 12,000 patches an epoch
+        {"class_path": "Cbigan", "init_args": {"patches_per_epoch": 2000}},
+        {"class_path": "Cbigan", "init_args": {"patches_per_epoch": 8}},
+        {"class_path": "Egbad"},  # default 0: whole images
+    ]}}  # fmt: skip
+    fcbigan, many, few, whole = apply_overrides(benchmark, SMOKE, strict=False)["model"]["grid"]
+    assert fcbigan["init_args"]["patches_per_epoch"] == many["init_args"]["patches_per_epoch"] == 16  # noqa: PLR2004
+    assert few["init_args"]["patches_per_epoch"] == 8  # noqa: PLR2004
+    assert "patches_per_epoch" not in whole["init_args"]

@@ -18,12 +18,14 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import logging
+import math
 import random
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -163,9 +165,8 @@ def tanh_range_pre_processor(image_size: tuple[int, int] | None) -> PreProcessor
     """Resize to ``image_size`` (unless ``None``) and scale [0, 1] images to the generators' tanh range [-1, 1].
 
     The resize antialiases, as anomalib's own pre-processors: MVTec AD's 900-px images brought to 64 or 128 px
-    without it are aliased (every 14th pixel sampled), a noise no generator reconstructs, and CBiGAN on bottle
-    read image AUROC 0.72 instead of 0.81 after 3000 batches (CBiGAN README, "CPU recipes on bottle"). anomalib's exported graph
-    cannot antialias (its ``export_transform`` drops it), so deployed models should be given images already at
+    without it are aliased (every 14th pixel sampled), a noise no generator reconstructs (docs/cbigan.md, "CPU
+    recipes on bottle", measures what it cost). anomalib's exported graph cannot antialias (its ``export_transform`` drops it), so deployed models should be given images already at
     ``image_size`` (export with ``--input_size`` and resize before inference), as the README's deployment says.
 
     Example:
@@ -196,6 +197,20 @@ class OneClassGanMixin:
     # Models that keep a moving average of the generator side's weights (``model.update_weight_average``) set these.
     weight_average_decay: float = 0.0
     weight_average_every: int = 1
+    # The paper's (or thesis's) settings, where the constructor's defaults are made for a CPU budget instead.
+    paper_settings: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def paper(cls, **overrides: Any) -> Any:  # noqa: ANN401
+        """The model with its paper's settings (:attr:`paper_settings`, those it takes), ``overrides`` over them.
+
+        Example:
+            >>> from anomalib_cbigan import Cbigan
+            >>> Cbigan.paper(input_size=(64, 64)).critic_steps
+            5
+        """
+        settings = {key: value for key, value in cls.paper_settings.items() if key in inspect.signature(cls).parameters}
+        return cls(**{**settings, **overrides})
 
     def init_gan_training(self) -> None:
         """Manual optimisation, and the batch counter (a buffer: a resumed run continues the step schedule)."""
@@ -231,6 +246,12 @@ class OneClassGanMixin:
         for name, value in values.items():
             self.log(name, value, prog_bar=name == f"{side}_loss", on_step=False, on_epoch=True, batch_size=len(images))
         return values
+
+    def patches_per_image(self, patches_per_epoch: int) -> int:
+        """Patches to draw from each training image so that an epoch has about ``patches_per_epoch``."""
+        dataset = getattr(self.trainer.train_dataloader, "dataset", None) if self._trainer is not None else None
+        images = len(dataset) if dataset is not None else 1
+        return max(1, math.ceil(patches_per_epoch / max(images, 1)))
 
     def end_training_batch(self) -> None:
         """Count the batch; every ``weight_average_every`` batches, update the moving average (if the model keeps one)."""
@@ -279,7 +300,7 @@ class OneClassGanMixin:
 
         Whichever datamodule the user picks (anomalib's ``MVTecAD``, ``Folder``, ...), a truncated PNG would
         otherwise stop training at the batch that holds it with PIL's ``OSError: image file is truncated``, which
-        names no file. Costs about 1 ms an image (no pixel decoding).
+        names no file. No pixel is decoded, so the check is cheap next to one training epoch.
         """
         super().on_fit_start()  # type: ignore[misc]
         check_datamodule_images(getattr(self.trainer, "datamodule", None))

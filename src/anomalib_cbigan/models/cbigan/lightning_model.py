@@ -21,6 +21,7 @@ Paper:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 from anomalib.data import Batch
@@ -33,7 +34,8 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import optim
 
 from anomalib_cbigan.models.gan_module import CRITIC, GENERATOR, LossAndLogs, OneClassGanMixin, tanh_range_pre_processor
-from anomalib_cbigan.models.gan_training import check_arguments, check_betas, check_range
+from anomalib_cbigan.models.gan_training import check_arguments, check_betas, check_range, check_rgb_batch
+from anomalib_cbigan.models.patch_sampler import sample_patches
 
 from .loss import CriticLoss, EncoderGeneratorLoss
 from .torch_model import CbiganModel
@@ -44,6 +46,9 @@ KERAS_ADAM_EPSILON = 1e-7
 
 class Cbigan(OneClassGanMixin, AnomalibModule):
     """CBiGAN Lightning module: hyper-parameters, optimisers and the alternating GAN steps.
+
+    The defaults are made for a CPU budget; :meth:`paper` builds the model with the paper's settings (objects:
+    ``configs/recipes/cbigan_mvtec_objects.yaml``; the textures' recipe adds ``tile_images``, 64 px, alpha 1e-5).
 
     Args:
         input_size (Sequence[int]): Height and width the default pre-processor resizes to
@@ -66,11 +71,16 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
             or ``"joint"``. Defaults to ``"image_stem"``.
         anomaly_map_sigma (float): Gaussian smoothing of the anomaly map. Defaults to ``4``.
         tile_images (bool): The paper's texture protocol: train on ``input_size`` crops (the
-            datamodule's ``train_augmentations`` make them), score larger images tile by tile
-            (anomalib's ``Tiler``, maximum tile score, stitched map). The default pre-processor
-            then does not resize. Defaults to ``False``.
+            datamodule's ``train_augmentations`` or ``patches_per_epoch`` make them), score larger images tile by
+            tile (anomalib's ``Tiler``, maximum tile score, stitched map). The default pre-processor then does not
+            resize. Defaults to ``False``.
+        patches_per_epoch (int): Train on about this many random ``input_size`` patches of the training images
+            an epoch (square ``input_size``; each flipped and rotated by 90 degrees at random, as FCBiGAN's), in
+            mini-batches of the loader's batch size, one critic or E/G step each: the texture protocol's crops
+            drawn by the model, from any datamodule, and epochs of a set length. ``0`` trains on the loader's
+            batches as they are. Defaults to ``0``.
         channels_last (bool): Networks and training batches in ``channels_last`` memory format, same numbers
-            (measured faster, ``benchmarks/training_speed.py``). Defaults to ``True``.
+            (``benchmarks/training_speed.py`` times both). Defaults to ``True``.
         training_precision (str): ``"32"`` or ``"bf16-mixed"`` (bf16 autocast of the training steps; scoring
             stays float32). Defaults to ``"32"``.
         init (str): Weight initialisation: ``"glorot_uniform"`` (Keras' default, the official code's),
@@ -101,6 +111,15 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
         (64, 64)
     """
 
+    # The paper (objects, Sec. V-B) and the official code's defaults (betas, penalty, initialisation, weight average).
+    paper_settings: ClassVar[dict[str, Any]] = {
+        "input_size": (128, 128), "latent_dim": 64, "alpha": 1e-4, "lambda_": 0.1, "lr": 1e-4,
+        "generator_betas": (0.0, 0.1), "critic_betas": (0.0, 0.9), "critic_steps": 5, "gp_weight": 10.0,
+        "channels": 3, "feature_layer": "image_stem", "tile_images": False, "patches_per_epoch": 0,
+        "init": "glorot_uniform", "penalty_pairing": "official", "weight_average_decay": 0.999,
+        "weight_average_every": 10,
+    }  # fmt: skip
+
     def __init__(
         self,
         input_size: Sequence[int] = (128, 128),
@@ -117,6 +136,7 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
         feature_layer: str = "image_stem",
         anomaly_map_sigma: float = 4.0,
         tile_images: bool = False,
+        patches_per_epoch: int = 0,
         channels_last: bool = True,
         training_precision: str = "32",
         init: str = "glorot_uniform",
@@ -142,10 +162,14 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
             "batch_size": batch_size is None or batch_size >= 1,
             "weight_average_decay": 0 <= weight_average_decay < 1,
             "weight_average_every": weight_average_every >= 1,
+            "patches_per_epoch": patches_per_epoch >= 0,
         }
         check_arguments(checks, locals())
         if len(input_size) != 2:
             msg = f"input_size must be (height, width), got {input_size}"
+            raise ValueError(msg)
+        if patches_per_epoch and input_size[0] != input_size[1]:
+            msg = f"patches_per_epoch draws square patches: input_size must be square, got {input_size}"
             raise ValueError(msg)
         if pre_processor is True:
             pre_processor = self.configure_pre_processor(tuple(input_size), resize=not tile_images)
@@ -173,6 +197,7 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
         self.generator_betas = generator_betas
         self.critic_betas = critic_betas
         self.critic_steps = critic_steps
+        self.patches_per_epoch = patches_per_epoch
         self.batch_size = batch_size
         self.weight_average_decay = weight_average_decay
         self.weight_average_every = weight_average_every
@@ -207,16 +232,27 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
         return int(self.batches_seen) % (self.critic_steps + 1) == self.critic_steps
 
     def training_step(self, batch: Batch, batch_idx: int) -> STEP_OUTPUT:
-        """One critic step or one E/G step, alternating as in the official code."""
+        """One critic step or one E/G step, alternating as in the official code; with ``patches_per_epoch``, one
+        such step on each mini-batch of random patches of the batch's images."""
         del batch_idx
-        self.model.check_images(batch.image)
-        images = self.in_memory_format(batch.image)
+        samples = batch.image
+        if self.patches_per_epoch:  # the sampler names images smaller than a patch
+            check_rgb_batch(samples, self.name, dtype=next(self.model.parameters()).dtype)
+            samples = sample_patches(samples, self.model.input_size[0], self.patches_per_image(self.patches_per_epoch))
+        for images in samples.split(len(batch.image)):
+            loss = self.train_on_batch(images)
+        return {"loss": loss}
+
+    def train_on_batch(self, images: torch.Tensor) -> torch.Tensor:
+        """One critic step or one E/G step on ``images`` (``input_size``); its loss."""
+        self.model.check_images(images)
+        images = self.in_memory_format(images)
         prior = torch.randn(images.shape[0], self.model.latent_dim, device=images.device, dtype=images.dtype)
         side = GENERATOR if self.is_generator_step() else CRITIC
         compute_loss = self._generator_loss if side == GENERATOR else self._critic_loss
         losses = self.adversarial_step(side, lambda: compute_loss(images, prior), images)
         self.end_training_batch()
-        return {"loss": losses[f"{side}_loss"]}
+        return losses[f"{side}_loss"]
 
     def _generator_loss(self, images: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """``L*_EG``: the adversarial loss of the real and generated pairs, plus the consistency term if ``alpha``."""

@@ -21,8 +21,8 @@ Paper:
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
 
 import torch
 from anomalib.data import Batch
@@ -40,7 +40,7 @@ from anomalib_cbigan.models.gan_training import check_arguments, check_betas, ch
 
 from .anomaly_map import FUSIONS
 from .loss import critic_loss, encoder_loss, generator_loss
-from .patch_sampler import sample_patches
+from anomalib_cbigan.models.patch_sampler import sample_patches
 from .torch_model import FcbiganModel
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
         batch_size (int | None): Full images per training batch; ``None`` keeps the
             datamodule's. Defaults to ``None``.
         channels_last (bool): Networks and patches in ``channels_last`` memory format, same numbers
-            (measured faster, ``benchmarks/training_speed.py``). Defaults to ``True``.
+            (``benchmarks/training_speed.py`` times both). Defaults to ``True``.
         training_precision (str): ``"32"`` or ``"bf16-mixed"`` (bf16 autocast of the training steps;
             scoring stays float32). Defaults to ``"32"``.
         pre_processor, post_processor, evaluator, visualizer: as for every anomalib model.
@@ -85,6 +85,13 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
         >>> Fcbigan(fusion="mahalanobis").model.fusion
         'mahalanobis'
     """
+
+    # The thesis's settings (patches, fusion, filter) and DCGAN's optimiser, which the thesis does not give.
+    paper_settings: ClassVar[dict[str, Any]] = {
+        "input_size": None, "patch_size": 48, "patches_per_epoch": 12000, "patch_batch_size": 64, "latent_dim": 64,
+        "reconstruction_weight": 1.0, "lr": 2e-4, "betas": (0.5, 0.999), "critic_steps": 1, "fusion": "max",
+        "mean_filter_size": 48,
+    }  # fmt: skip
 
     def __init__(
         self,
@@ -178,18 +185,12 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
             optim.Adam(self.model.critic.parameters(), lr=self.lr, betas=self.betas),
         ]
 
-    def patches_per_image(self) -> int:
-        """Patches drawn from each training image so an epoch has about ``patches_per_epoch``."""
-        dataset = getattr(self.trainer.train_dataloader, "dataset", None) if self._trainer is not None else None
-        images = len(dataset) if dataset is not None else 1
-        return max(1, math.ceil(self.patches_per_epoch / max(images, 1)))
-
     def training_step(self, batch: Batch, batch_idx: int) -> STEP_OUTPUT:
         """Sample patches from the batch's images; a D update on each mini-batch of them, an E/G update after every
         ``critic_steps`` D updates."""
         del batch_idx
         self.model.check_training_images(batch.image)
-        patches = sample_patches(batch.image, self.model.patch_size, self.patches_per_image())
+        patches = sample_patches(batch.image, self.model.patch_size, self.patches_per_image(self.patches_per_epoch))
         for chunk in patches.split(self.patch_batch_size):
             losses = self.train_on_patches(chunk)
         self.end_training_batch()

@@ -20,6 +20,7 @@ Paper:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 from anomalib.data import Batch
@@ -57,7 +58,7 @@ class Skipganomaly(OneClassGanMixin, AnomalibModule):
         batch_size (int | None): Training batch size; ``None`` keeps the datamodule's. Defaults to ``None``.
         anomaly_map_sigma (float): Gaussian smoothing of the map. Defaults to ``4``.
         channels_last (bool): Networks and training batches in ``channels_last`` memory format, same numbers
-            (measured faster for Skip-GANomaly and SAGAN, ``benchmarks/training_speed.py``). Defaults to ``True``.
+            (``benchmarks/training_speed.py`` times both). Defaults to ``True``.
         training_precision (str): ``"32"`` or ``"bf16-mixed"`` (bf16 autocast of the training steps;
             scoring stays float32). Defaults to ``"32"``.
         pre_processor, post_processor, evaluator, visualizer: as every anomalib model.
@@ -69,6 +70,11 @@ class Skipganomaly(OneClassGanMixin, AnomalibModule):
     """
 
     blocks = SKIP_GANOMALY_BLOCKS  # the U-Net's down and up blocks (the Sagan subclass: SAGAN's)
+    # Both papers' settings (Skip-GANomaly's official code): the defaults are the same.
+    paper_settings: ClassVar[dict[str, Any]] = {
+        "width": 64, "adversarial_weight": 1.0, "contextual_weight": 40.0, "latent_weight": 1.0, "lambda_": 0.9,
+        "lr": 2e-4, "betas": (0.5, 0.999), "critic_steps": 1,
+    }  # fmt: skip
 
     def __init__(
         self,

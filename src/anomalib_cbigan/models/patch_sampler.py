@@ -1,11 +1,12 @@
-"""Random training patches with the thesis's augmentation (flips and 90-degree rotations).
+"""Random training patches with flips and 90-degree rotations (the FCBiGAN thesis's augmentation), for every model
+that trains on patches of its images (FCBiGAN; CBiGAN's texture protocol with ``patches_per_epoch``).
 
 Sampling is vectorised (one gather for all patches) because FCBiGAN draws about 12,000
 patches per epoch; flips and rotations are exact index operations, no resampling.
 
 Example:
     >>> import torch
-    >>> from anomalib_cbigan.models.fcbigan.patch_sampler import sample_patches
+    >>> from anomalib_cbigan.models.patch_sampler import sample_patches
     >>> sample_patches(torch.rand(2, 3, 64, 80), patch_size=48, per_image=5).shape
     torch.Size([10, 3, 48, 48])
 """
