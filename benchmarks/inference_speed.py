@@ -83,10 +83,12 @@ def train_and_export(name: str, args: argparse.Namespace, work: Path) -> tuple[t
     lightning.seed_everything(0, verbose=False)
     cls = model_class(name)
     kwargs: dict = {"visualizer": False}
-    if takes_argument(cls, "patches_per_epoch"):
-        kwargs["patches_per_epoch"] = args.patches_per_epoch  # full resolution, patch training
+    if takes_argument(cls, "patch_size"):  # FCBiGAN: full resolution, patch training
+        kwargs["patches_per_epoch"] = args.patches_per_epoch
     else:
         kwargs.update(input_size=(128, 128), critic_steps=1, lr=1e-3)
+        if takes_argument(cls, "tile_images"):  # CBiGAN and EGBAD: whole 128-px images, as this table was measured
+            kwargs.update(tile_images=False, patches_per_epoch=0, weight_average_decay=0.0)
     model = cls(**kwargs)
     datamodule = TextureAnomalies(category="brick", train_batch_size=16)
     engine = Engine(max_epochs=args.epochs, default_root_dir=work, logger=False, enable_progress_bar=False,
@@ -126,7 +128,7 @@ def main() -> None:
         run = runtimes(model, exports)
         images, labels = test_set(datamodule)
         reference = np.concatenate([run["torch_eager"](image) for image in images])
-        full_resolution = takes_argument(model_class(name), "patches_per_epoch")
+        full_resolution = takes_argument(model_class(name), "patch_size")
         shapes = [(1, 1024, 1024)] if full_resolution else [(1, 128, 128), (32, 128, 128)]
         for batch, height, width in shapes:
             inputs = np.random.default_rng(0).random((batch, 3, height, width), dtype=np.float32)

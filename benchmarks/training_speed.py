@@ -189,7 +189,8 @@ def measure(name: str, path: str, args: argparse.Namespace) -> dict[str, Any]:
     warmup = counted + 1
     timed = max(cycle, args.batches // cycle * cycle)
     seed_everything(0, verbose=False)
-    model = cls(**model_args, channels_last=channels_last, training_precision=precision, visualizer=False)
+    # The recipes' settings (Model.paper()), not the CPU defaults: the protocol whose length is projected.
+    model = cls.paper(**model_args, channels_last=channels_last, training_precision=precision, visualizer=False)
     data = datamodule(args.root, args.category, batch_size, augmentations, in_memory, warmup + timed, args.workers)
     timer = StepTimer(warmup, counted, timed)
     if in_memory:  # count the augmentation's operators too: on a GPU they are kernel launches as well

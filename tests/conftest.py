@@ -16,9 +16,12 @@ logging.getLogger("anomalib").setLevel(logging.WARNING)
 
 # Small and fast: 64 px inputs, the embedded generator with few images.
 FAST_MODEL_ARGS = {"input_size": (64, 64), "critic_steps": 1, "visualizer": False}
-# Settings only some models take, applied to those that do (FCBiGAN's 12,000 patches an epoch,
+# Settings only some models take, applied to those that do (FCBiGAN's thousands of patches an epoch,
 # Skip-GANomaly's and SAGAN's 64 channels).
 FAST_OPTIONAL_ARGS = {"patches_per_epoch": 256, "width": 16}
+# CBiGAN's and EGBAD's whole-image path (their defaults draw 2,000 patches an epoch and score tiles): what the
+# tests of the training step, the engine and export exercise, batch for batch.
+WHOLE_IMAGES = {"tile_images": False, "patches_per_epoch": 0}
 
 
 def fast_args_for(name: str) -> dict:
@@ -27,6 +30,8 @@ def fast_args_for(name: str) -> dict:
 
     cls = model_class(name)
     optional = {key: value for key, value in FAST_OPTIONAL_ARGS.items() if takes_argument(cls, key)}
+    if takes_argument(cls, "tile_images"):
+        optional |= WHOLE_IMAGES
     return {**FAST_MODEL_ARGS, **optional}
 
 
@@ -79,6 +84,12 @@ def mvtec_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         num_test_good=4,
         num_test_per_defect=2,
     )
+
+
+@pytest.fixture(scope="session")
+def whole_images() -> dict:
+    """:data:`WHOLE_IMAGES`, for tests that build CBiGAN themselves."""
+    return dict(WHOLE_IMAGES)
 
 
 @pytest.fixture

@@ -2,13 +2,13 @@
 
 Data: ``$MVTEC_ROOT/bottle`` (by default the shared data beside the checkout; 209 training images, 83 test images
 with masks; CC BY-NC-SA 4.0), read in place. Recipe: the bottle benchmark's CPU recipe (64 px, batch 16, lr 1e-3, one critic
-step per E/G step, alpha 0.1, weight average 0.995 after every batch) for BATCHES batches, about a minute on 2 cores.
+step per E/G step, alpha 0.1, weight average 0.995 after every batch) for BATCHES batches.
 
-Measured (from the checkout's root: ``python -c "from tests.integration.test_bottle_floor import measure; measure([0, 1, 2])"``, raw
-A(x), 200 s for the three seeds alone on the cores): trained 0.688 / 0.805 / 0.832, the same networks untrained
-0.433 / 0.434 / 0.433, hence the floor of 0.56 half-way between the worst trained and the best untrained seed.
-Untrained, G outputs an almost constant grey (Glorot initialisation), so the untrained score is each image's
-distance from grey, which ranks bottle's images below chance.
+The floor sits half-way between the worst trained and the best untrained seed of ``measure([0, 1, 2])`` (from the
+checkout's root: ``python -c "from tests.integration.test_bottle_floor import measure; measure([0, 1, 2])"``, raw
+A(x); the figures are in docs/history.md, "Real images: MVTec AD bottle"). Untrained, G outputs an almost constant
+grey (Glorot initialisation), so the untrained score is each image's distance from grey, which ranks bottle's
+images below chance.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ def train_and_score(seed: int, work_dir: Path, root: Path, batches: int = BATCHE
     bottle = LocalMVTecAD(root=root, category="bottle", train_batch_size=16, eval_batch_size=32, num_workers=0)
     bottle.prepare_data()
     bottle.setup()
-    model = Cbigan(input_size=(64, 64), lr=1e-3, critic_steps=1, alpha=0.1, batch_size=16, weight_average_decay=0.995,
+    model = Cbigan(input_size=(64, 64), tile_images=False, patches_per_epoch=0, lr=1e-3, critic_steps=1, alpha=0.1, batch_size=16,
+                   weight_average_decay=0.995,
                    weight_average_every=1, visualizer=False)  # fmt: skip
     untrained = raw_image_auroc(model, bottle.test_dataloader())
     engine = Engine(max_steps=-1, max_epochs=1, default_root_dir=work_dir, logger=False, enable_progress_bar=False,

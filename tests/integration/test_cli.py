@@ -85,6 +85,7 @@ model:
     input_size: [64, 64]
     alpha: 0.001
     critic_steps: 1
+    patches_per_epoch: 32
 data:
   class_path: anomalib.data.MVTecAD
   init_args:

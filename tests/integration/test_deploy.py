@@ -18,11 +18,11 @@ from anomalib_cbigan.deploy import CheckedOpenVINOInferencer
 
 
 @pytest.fixture(scope="module")
-def exports(mvtec_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def exports(mvtec_root: Path, tmp_path_factory: pytest.TempPathFactory, whole_images: dict) -> dict[str, Path]:
     """A trained CBiGAN exported twice: dynamic input size (default) and static 64x64."""
     work = tmp_path_factory.mktemp("deploy")
     datamodule = MVTecAD(root=mvtec_root, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
-    model = Cbigan(input_size=(64, 64), critic_steps=1, visualizer=False)
+    model = Cbigan(input_size=(64, 64), critic_steps=1, visualizer=False, **whole_images)
     engine = Engine(max_epochs=1, default_root_dir=work, logger=False, enable_progress_bar=False)
     engine.fit(model, datamodule=datamodule)
     return {

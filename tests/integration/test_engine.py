@@ -91,7 +91,7 @@ def test_in_memory_training_in_epochs_of_the_asked_length(
     assert 0.0 <= metrics["image_AUROC"] <= 1.0
 
 
-def test_in_memory_long_protocol_counts_batches_not_epochs(tmp_path: Path, mvtec_root: Path) -> None:
+def test_in_memory_long_protocol_counts_batches_not_epochs(tmp_path: Path, mvtec_root: Path, whole_images: dict) -> None:
     # A step-based schedule: max_steps batches (CBiGAN makes one optimiser step a batch), validated every epoch.
     tree = tmp_path / "data"
     shutil.copytree(mvtec_root / "brick", tree / "brick")
@@ -100,7 +100,7 @@ def test_in_memory_long_protocol_counts_batches_not_epochs(tmp_path: Path, mvtec
     Image.open(train[1]).resize((150, 170)).save(train[1])
     wrapped = MVTecAD(root=tree, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
     data = InMemoryDataModule(wrapped, batches_per_epoch=5)
-    model = Cbigan(input_size=(64, 64), critic_steps=1, visualizer=False)
+    model = Cbigan(input_size=(64, 64), critic_steps=1, visualizer=False, **whole_images)
     engine = Engine(max_steps=15, max_epochs=-1, default_root_dir=tmp_path, logger=False, enable_progress_bar=False)
     engine.fit(model, datamodule=data)
     assert int(model.batches_seen) == engine.trainer.global_step == 15 and engine.trainer.current_epoch == 3
@@ -125,7 +125,7 @@ def test_unreadable_image_in_any_datamodule_is_named_before_the_first_step(
     assert int(model.batches_seen) == 0 and not list((tmp_path / "run").rglob("*.ckpt"))
 
 
-def test_grayscale_rgba_and_other_sizes_train_from_files(mvtec_root: Path, tmp_path: Path) -> None:
+def test_grayscale_rgba_and_other_sizes_train_from_files(mvtec_root: Path, tmp_path: Path, whole_images: dict) -> None:
     # As most industrial cameras deliver them: converted to RGB as anomalib reads images, resized by the model.
     tree = tmp_path / "data"
     shutil.copytree(mvtec_root / "brick", tree / "brick")
@@ -134,7 +134,7 @@ def test_grayscale_rgba_and_other_sizes_train_from_files(mvtec_root: Path, tmp_p
     Image.open(train[1]).convert("RGBA").save(train[1])
     Image.open(train[2]).resize((150, 170)).save(train[2])
     data = LocalMVTecAD(root=tree, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
-    model = Cbigan(input_size=(64, 64), critic_steps=1, visualizer=False)
+    model = Cbigan(input_size=(64, 64), critic_steps=1, visualizer=False, **whole_images)
     engine = Engine(max_epochs=1, default_root_dir=tmp_path, logger=False, enable_progress_bar=False)
     engine.fit(model, datamodule=data)
     assert int(model.batches_seen) == 2

@@ -45,7 +45,7 @@ def train_and_score(seed: int, work_dir: Path, root: Path, batches: int = BATCHE
     grid.prepare_data()
     grid.setup()
     _test_subset(grid)
-    model = Cbigan(input_size=(64, 64), tile_images=True, lr=1e-3, critic_steps=1, alpha=0.01, batch_size=16,
+    model = Cbigan(input_size=(64, 64), tile_images=True, patches_per_epoch=0, lr=1e-3, critic_steps=1, alpha=0.01, batch_size=16,
                    weight_average_decay=0.995, weight_average_every=1, visualizer=False)  # fmt: skip
     untrained = raw_image_auroc(model, grid.test_dataloader())
     engine = Engine(max_steps=-1, max_epochs=1, default_root_dir=work_dir, logger=False, enable_progress_bar=False,

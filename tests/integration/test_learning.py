@@ -4,10 +4,9 @@ The image-AUROC floor is ``tests/integration/test_quality_floor.py`` (the paper'
 protocol). This test checks the other half of the paper's point on whole 64-px images: after a
 minute of training CBiGAN's reconstruction ``G(E(x))`` of normal test images is much closer than
 the untrained networks' and closer than EGBAD's after the same training, because the consistency
-term aligns E and G (measured, normal-image L1: untrained 1.043, CBiGAN 0.180, EGBAD 0.257).
+term aligns E and G.
 
-Marked slow (two minutes, the longest test): with the floor test beside it the default suite took
-14.4 of its 15 minutes on 2 cores. Run it with ``bash scripts/test.sh --runslow``."""
+Marked slow (the longest test; the default suite has the floor tests). Run it with ``bash scripts/test.sh --runslow``."""
 
 from __future__ import annotations
 

@@ -24,6 +24,15 @@ resumable_fit = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(resumable_fit)
 
 
+def slow_if_subclass(name: str, *values: object) -> object:
+    """``pytest.param`` of ``(name, *values)``, marked slow where the model subclasses another registered model
+    (EGBAD of CBiGAN, SAGAN of Skip-GANomaly): its training step, checkpointing and DDP are its parent's, which
+    the default suite runs; these process-level tests each start Python processes."""
+    cls = model_class(name)
+    parents = [other for other in list_models() if other != name and issubclass(cls, model_class(other))]
+    return pytest.param(name, *values, id=name, marks=[pytest.mark.slow] if parents else [])
+
+
 @pytest.fixture(scope="module")
 def test_images(mvtec_root: Path) -> torch.Tensor:
     dataset = PredictDataset(mvtec_root / "brick" / "test" / "hole")
@@ -57,8 +66,8 @@ def assert_same(first: tuple, second: tuple, *, atol: float) -> None:
 
 @pytest.mark.parametrize(
     ("name", "in_memory"),
-    [(name, False) for name in list_models()] + [("Cbigan", True)],  # in memory: the sampler's draws resume too
-    ids=[*list_models(), "Cbigan-in_memory"],
+    [slow_if_subclass(name, False) for name in list_models()]
+    + [pytest.param("Cbigan", True, id="Cbigan-in_memory")],  # in memory: the sampler's draws resume too
 )
 def test_a_fit_killed_mid_epoch_resumes_to_exactly_the_uninterrupted_result(
     name: str, in_memory: bool, mvtec_root: Path, tmp_path: Path, test_images: torch.Tensor
@@ -123,7 +132,7 @@ def test_an_exploding_critic_is_a_divergence_too() -> None:
         check_loss(torch.tensor(3e7), "critic_loss", model="Cbigan", step=12, epoch=2, causes="lr")
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", [slow_if_subclass(name) for name in list_models()])
 def test_ddp_on_two_cpu_processes_keeps_the_ranks_identical(name: str, mvtec_root: Path, tmp_path: Path) -> None:
     # One process pair per model: several fits in one DDP script once lost a rank in CI (gloo "connection closed").
     result = subprocess.run(

@@ -70,7 +70,7 @@ def test_the_wheel_works_alone_away_from_the_checkout(tmp_path: Path, mvtec_root
     # the module the script runs.
     anomalib = [str(bin_dir / "python"), "-m", "anomalib.cli.cli"]
     images = mvtec_root / "brick"
-    _run([*anomalib, "train", "--model", "Cbigan", "--model.input_size", "[64, 64]",
+    _run([*anomalib, "train", "--model", "Cbigan", "--model.input_size", "[64, 64]", "--model.patches_per_epoch", "64",
           "--data", "anomalib.data.Folder", "--data.name", "tiny", "--data.root", str(images),
           "--data.normal_dir", "train/good", "--data.abnormal_dir", "test/stain", "--data.normal_test_dir",
           "test/good", "--data.num_workers", "0", "--trainer.max_epochs", "1",
@@ -82,7 +82,8 @@ def test_the_wheel_works_alone_away_from_the_checkout(tmp_path: Path, mvtec_root
     assert "image_AUROC" in demo and (work / "demo" / "reconstructions.png").is_file()
 
     _run([*anomalib, "export", "--model", "Cbigan", "--model.input_size", "[64, 64]",
-          "--ckpt_path", str(checkpoint), "--export_type", "openvino", "--default_root_dir", str(work / "export")],
+          "--ckpt_path", str(checkpoint), "--export_type", "openvino", "--input_size", "[192, 192]",
+          "--default_root_dir", str(work / "export")],
          work, env)  # fmt: skip
     exported = next((work / "export").rglob("model.xml"))
     _run([str(bin_dir / "anomalib-cbigan"), "infer", "--model", str(exported), "--images", str(images / "test" / "stain"),

@@ -74,6 +74,6 @@ def test_loading_a_model_to_use_it_does_not_rewind_the_global_random_state(check
 
 
 def test_tiles_larger_than_the_image_are_a_clear_error(fast_args_by_name: Callable[[str], dict]) -> None:
-    model = model_class("Cbigan")(**fast_args_by_name("Cbigan"), tile_images=True).eval()
+    model = model_class("Cbigan")(**{**fast_args_by_name("Cbigan"), "tile_images": True}).eval()
     with pytest.raises(ValueError, match=r"Tile size \(64, 64\) exceeds image size \(32, 32\)"):
         model.model(torch.rand(1, 3, 32, 32))

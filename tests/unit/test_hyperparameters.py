@@ -1,4 +1,4 @@
-"""Constructor arguments: paper defaults, validation, EGBAD as alpha = 0."""
+"""Constructor arguments: the paper's settings (Model.paper()), the CPU defaults, validation, EGBAD as alpha = 0."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from anomalib_cbigan import Cbigan, Egbad
 
 
 def test_paper_defaults() -> None:
-    model = Cbigan()
+    model = Cbigan.paper()
     assert model.hparams["latent_dim"] == 64
     assert model.hparams["lambda_"] == 0.1
     assert model.hparams["lr"] == 1e-4
@@ -21,7 +21,7 @@ def test_paper_defaults() -> None:
 def test_official_code_defaults() -> None:
     """Where the official code (checked by running it, benchmarks/reference_parity.py) and the paper are silent
     or agree: Keras' initialisation, its penalty pairing, Keras' Adam epsilon; no weight average unless asked."""
-    for model in (Cbigan(), Egbad()):
+    for model in (Cbigan.paper(weight_average_decay=0.0), Egbad.paper(weight_average_decay=0.0)):
         assert model.hparams["init"] == "glorot_uniform"
         assert model.critic_loss.penalty_pairing == "official"
         assert all(group["eps"] == 1e-7 for opt in model.configure_optimizers() for group in opt.param_groups)
@@ -29,6 +29,18 @@ def test_official_code_defaults() -> None:
     averaged = Egbad(weight_average_decay=0.999, weight_average_every=10)
     assert averaged.model.average is not None
     assert averaged.hparams["weight_average_decay"] == 0.999
+
+
+def test_cpu_defaults_are_the_texture_protocol_with_model_drawn_patches() -> None:
+    """The constructor defaults chosen in benchmarks/sweeps/cpu_defaults.yaml (docs/benchmarks.md); the official
+    code's choices where the sweep changed nothing (initialisation, penalty, Adam's epsilon)."""
+    for model in (Cbigan(), Egbad()):
+        assert model.input_size is None and model.model.input_size == (64, 64)  # tiles: the pre-processor keeps the size
+        assert model.model.tiler is not None and model.patches_per_epoch == 2000  # noqa: PLR2004
+        assert (model.critic_steps, model.lr, model.weight_average_decay) == (5, 1e-3, 0.995)
+        assert model.hparams["init"] == "glorot_uniform" and model.critic_loss.penalty_pairing == "official"
+    assert Cbigan().alpha == 0.1  # noqa: PLR2004
+    assert Cbigan.paper().model.tiler is None and Cbigan.paper().input_size == (128, 128)
 
 
 def test_egbad_is_alpha_zero_and_takes_no_alpha() -> None:

@@ -71,18 +71,20 @@ def test_an_argument_no_model_takes_is_an_error_except_in_smoke_mode() -> None:
     smoke = apply_overrides(BENCHMARK, SMOKE, strict=False)
     cbigan, ganomaly, _ = smoke["model"]["grid"]
     assert cbigan["init_args"]["batch_size"] == ganomaly["init_args"]["batch_size"] == 4
-    assert "patches_per_epoch" not in cbigan["init_args"]
+    assert cbigan["init_args"]["patches_per_epoch"] == 16  # noqa: PLR2004  (lowered from its default 2,000)
     assert cbigan["trainer"]["max_steps"] == smoke["trainer"]["max_steps"] == 2
 
 
 def test_smoke_mode_lowers_patches_per_epoch_and_leaves_it_off_where_it_is_off() -> None:
     benchmark = {**BENCHMARK, "model": {"grid": [
-        {"class_path": "Fcbigan"},  # default 12,000 patches an epoch
+        {"class_path": "Fcbigan"},  # default 3,000 patches an epoch
         {"class_path": "Cbigan", "init_args": {"patches_per_epoch": 2000}},
         {"class_path": "Cbigan", "init_args": {"patches_per_epoch": 8}},
-        {"class_path": "Egbad"},  # default 0: whole images
+        {"class_path": "Egbad", "init_args": {"patches_per_epoch": 0}},  # whole images
+        {"class_path": "Egbad"},  # default 2,000
     ]}}  # fmt: skip
-    fcbigan, many, few, whole = apply_overrides(benchmark, SMOKE, strict=False)["model"]["grid"]
+    fcbigan, many, few, whole, default = apply_overrides(benchmark, SMOKE, strict=False)["model"]["grid"]
     assert fcbigan["init_args"]["patches_per_epoch"] == many["init_args"]["patches_per_epoch"] == 16  # noqa: PLR2004
+    assert default["init_args"]["patches_per_epoch"] == 16  # noqa: PLR2004
     assert few["init_args"]["patches_per_epoch"] == 8  # noqa: PLR2004
-    assert "patches_per_epoch" not in whole["init_args"]
+    assert whole["init_args"]["patches_per_epoch"] == 0

@@ -107,6 +107,13 @@ def test_tiled_scoring_takes_the_maximum_tile_score_and_stitches_the_maps() -> N
     torch.testing.assert_close(output.anomaly_map[..., 64:128, 128:192], per_tile[5].anomaly_map)
 
 
+def test_tiled_scoring_of_an_image_smaller_than_a_tile_says_what_to_do() -> None:
+    # anomalib's export probes a model without --input_size with 32x32 images: the message must name the fix.
+    model = CbiganModel(input_size=(64, 64), tile_images=True).eval()
+    with pytest.raises(ValueError, match=r"Tile size \(64, 64\) exceeds image size \(32, 32\).*--input_size"):
+        model(torch.rand(1, 3, 32, 32))
+
+
 @pytest.mark.parametrize("init", ["glorot_uniform", "he_normal"])
 def test_keras_initialisations(init: str) -> None:
     """Every conv/dense weight as Keras draws it (glorot_uniform: the official code's; he_normal: offered); biases

@@ -37,9 +37,9 @@ def _changed(before: list[torch.Tensor], module: torch.nn.Module) -> bool:
 
 
 @pytest.fixture
-def harness() -> _Harness:
+def harness(whole_images: dict) -> _Harness:
     lightning.seed_everything(0, verbose=False)
-    model = Cbigan(input_size=(64, 64), critic_steps=2, alpha=1e-3, visualizer=False)
+    model = Cbigan(input_size=(64, 64), critic_steps=2, alpha=1e-3, visualizer=False, **whole_images)
     return _Harness(model)
 
 
@@ -72,11 +72,11 @@ def test_alternation_follows_critic_steps(harness: _Harness) -> None:
     assert pattern == [False, False, True, False, False, True]
 
 
-def test_weight_average_is_updated_every_n_training_batches() -> None:
+def test_weight_average_is_updated_every_n_training_batches(whole_images: dict) -> None:
     """Official train.py: the average of E and G moves every 10 batches (critic and E/G batches alike)."""
     lightning.seed_everything(0, verbose=False)
     harness = _Harness(Cbigan(input_size=(64, 64), critic_steps=1, weight_average_decay=0.5, weight_average_every=3,
-                              visualizer=False))  # fmt: skip
+                              visualizer=False, **whole_images))  # fmt: skip
     updates = []
     for _ in range(7):
         harness.step(torch.rand(2, 3, 64, 64) * 2 - 1)
@@ -167,6 +167,8 @@ def test_fcbigan_divergence_stops_with_a_message_naming_the_loss(fcbigan_harness
 def _train_two_batches(
     name: str, args: dict, *, sgd: bool = False, **speed: object
 ) -> tuple[list[float], list[torch.Tensor]]:
+    if args.get("patches_per_epoch"):  # FCBiGAN: one optimiser step of 64 patches a batch (no trainer: per image)
+        args = {**args, "patches_per_epoch": 32}
     lightning.seed_everything(0, verbose=False)
     model = model_class(name)(**args, **speed)
     harness = _Harness(model)

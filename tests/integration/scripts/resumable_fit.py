@@ -33,6 +33,8 @@ def build(
     cls = model_class(name)
     small = {"patches_per_epoch": 64, "patch_batch_size": 16, "width": 16}  # for the models that take them
     optional = {key: value for key, value in small.items() if takes_argument(cls, key)}
+    if takes_argument(cls, "tile_images"):  # CBiGAN's whole-image path (tests/conftest.py WHOLE_IMAGES)
+        optional |= {"tile_images": False, "patches_per_epoch": 0}
     model = cls(input_size=(64, 64), critic_steps=2, visualizer=False, **optional)
     datamodule = LocalMVTecAD(root=root, category="brick", train_batch_size=2, eval_batch_size=4, num_workers=0)
     if in_memory:  # epochs of 4 batches, as the files' 8 images in batches of 2

@@ -403,6 +403,14 @@ class CbiganModel(nn.Module):
         if self.training:
             return self.reconstruct(images)
         if self.tiler is not None:
+            check_rgb_batch(images, "CBiGAN", dtype=next(self.parameters()).dtype)  # before the tiler reshapes it
+            if images.shape[-2] < self.input_size[0] or images.shape[-1] < self.input_size[1]:
+                msg = (
+                    f"Tile size {tuple(self.input_size)} exceeds image size {tuple(images.shape[-2:])}: CBiGAN scores "
+                    "images tile by tile (tile_images=True), so give it images at least a tile large; to export it, "
+                    "pass the images' size (anomalib export --input_size \"[H, W]\")."
+                )
+                raise ValueError(msg)
             tiles = self.tiler.tile(images)
             scored = self.score(tiles)
             return InferenceBatch(
