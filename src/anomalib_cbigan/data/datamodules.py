@@ -36,7 +36,7 @@ class LocalMVTecAD(MVTecAD):
 
     Example:
         >>> from anomalib_cbigan.data import LocalMVTecAD
-        >>> data = LocalMVTecAD(root="../shared/datasets/MVTecAD", category="grid", val_split_mode="synthetic",
+        >>> data = LocalMVTecAD(root="./datasets/MVTecAD", category="grid", val_split_mode="synthetic",
         ...                     synthetic_anomalies="defects", standardize_brightness=0.45)
         >>> type(data.test_augmentations).__name__
         'StandardizeBrightness'

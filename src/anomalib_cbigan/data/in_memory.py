@@ -1,14 +1,14 @@
 """Training images decoded once into memory and augmented on the model's device, in epochs of any length.
 
 anomalib's datamodules read every training image from its file at every epoch and augment it one image at a
-time in the data-loader workers. On MVTec AD's 900x900 PNGs that is about 40-60 images/s on 2 CPU cores, slower
-than the models train, and the paper's protocol (1.2 million batches) becomes ~180,000 tiny epochs of 7 batches
+time in the data-loader workers. On MVTec AD's 900x900 PNGs that is slower than the models train on a few CPU
+cores (``benchmarks/training_speed.py`` measures both), and the paper's protocol (1.2 million batches) becomes ~180,000 tiny epochs of 7 batches
 with their start-up cost each. :class:`InMemoryDataModule` wraps any anomalib image datamodule and changes only
 its training loader:
 
 * every training image is decoded once (converted to RGB as anomalib's ``read_image`` does, so grayscale and
   RGBA images work) and resized to one size (bilinear with antialiasing, as the models' pre-processors), then
-  kept as ``uint8``: 209 MVTec AD images at 128x128 take 10 MB;
+  kept as ``uint8`` (3 bytes a pixel: a few hundred images at 128x128 take megabytes);
 * a batch is an index lookup; on the model's device (after Lightning moved it) it becomes floats in [0, 1] and
   the datamodule's ``train_augmentations`` are applied to the whole batch, each image with its own random
   parameters (:mod:`~anomalib_cbigan.data.batch_augmentation`), then the model's pre-processor runs as usual;

@@ -2,8 +2,8 @@
 
 Hyper-parameters, training lengths and checkpoints must be chosen without test labels. anomalib's
 ``val_split_mode="synthetic"`` holds out part of ``train/good`` and blends Perlin noise into half of it; on MVTec
-AD grid those blends lower the texture's contrast, and a CBiGAN that ranks the real test defects well (AUROC 0.77)
-ranks them *below* the normal images (0.33), so they cannot choose a setting there. ``LocalMVTecAD(
+AD grid those blends lower the texture's contrast, and a CBiGAN that ranks the real test defects well ranks them
+*below* the normal images (docs/benchmarks.md, grid), so they cannot choose a setting there. ``LocalMVTecAD(
 val_split_mode="synthetic", synthetic_anomalies="defects")`` makes the anomalous half with the embedded dataset's
 defect generator instead (:mod:`~anomalib_cbigan.data.texture_anomalies`: scratch, hole, stain, cut-and-paste of
 another held-out image), painted into a window of each image scaled to its size, in grey on grey images.

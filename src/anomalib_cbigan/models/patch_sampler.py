@@ -1,7 +1,7 @@
 """Random training patches with flips and 90-degree rotations (the FCBiGAN thesis's augmentation), for every model
 that trains on patches of its images (FCBiGAN; CBiGAN's texture protocol with ``patches_per_epoch``).
 
-Sampling is vectorised (one gather for all patches) because FCBiGAN draws about 12,000
+Sampling is vectorised (one gather for all patches) because FCBiGAN draws thousands of
 patches per epoch; flips and rotations are exact index operations, no resampling.
 
 Example:
