@@ -158,10 +158,12 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(list_models()))
         return 0
     if args.command == "infer":
-        from anomalib_cbigan.deploy import CheckedOpenVINOInferencer, write_heatmaps
+        from anomalib_cbigan.atomic_files import atomic_write_text
+        from anomalib_cbigan.edge_inference import EdgeInferencer, score_folder
+        from anomalib_cbigan.reports import markdown_table
 
-        rows = write_heatmaps(CheckedOpenVINOInferencer(args.model, args.device, args.precision), args.images,
-                              args.output)  # fmt: skip
+        rows = score_folder(EdgeInferencer(args.model, args.device, args.precision), args.images, args.output)
+        atomic_write_text(args.output / "scores.md", markdown_table(rows) + "\n")
         failed = [row for row in rows if row["error"]]
         print(
             f"scored {len(rows) - len(failed)} images, {len(failed)} unreadable; pictures and scores in {args.output}"
