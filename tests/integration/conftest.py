@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,3 +14,20 @@ import pytest
 def _work_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep files that tools write to the working directory (anomalib's ./openvino_cache) out of the checkout."""
     monkeypatch.chdir(tmp_path)
+
+
+def venv_importing_from(venv: Path, packages: Path) -> Path:
+    """A new virtual environment, without a pip of its own, whose interpreter imports from ``packages`` (a folder
+    of links to installed distributions) and from nothing of this environment; its ``python``."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    (Path(purelib) / "linked_packages.pth").write_text(f"{packages}\n")
+    return python
+
+
+@pytest.fixture
+def make_venv() -> Callable[[Path, Path], Path]:
+    """:func:`venv_importing_from`, for the tests that install or run something away from this environment."""
+    return venv_importing_from

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from PIL import Image
 from anomalib_cbigan import Cbigan
 from anomalib_cbigan.cli import main
 from anomalib_cbigan.deploy import CheckedOpenVINOInferencer
+from anomalib_cbigan.edge_inference import EdgeInferencer
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +44,9 @@ def test_good_input_in_every_layout_gives_the_same_score(exports: dict[str, Path
     assert max(scores) - min(scores) < 1e-5
 
 
-def test_bad_input_gets_a_clear_error(exports: dict[str, Path], tmp_path: Path) -> None:
-    dynamic, static = CheckedOpenVINOInferencer(exports["dynamic"]), CheckedOpenVINOInferencer(exports["static"])
+@pytest.mark.parametrize("inferencer", [CheckedOpenVINOInferencer, EdgeInferencer], ids=lambda cls: cls.__name__)
+def test_bad_input_gets_a_clear_error(exports: dict[str, Path], tmp_path: Path, inferencer: type) -> None:
+    dynamic, static = inferencer(exports["dynamic"]), inferencer(exports["static"])
     with pytest.raises(ValueError, match="3-channel images, got 4 channels"):
         dynamic.predict(np.zeros((64, 64, 4), dtype=np.float32))
     with pytest.raises(ValueError, match="single-channel image"):
@@ -57,7 +60,7 @@ def test_bad_input_gets_a_clear_error(exports: dict[str, Path], tmp_path: Path) 
     with pytest.raises(FileNotFoundError, match="does not exist"):
         dynamic.predict(tmp_path / "missing.png")
     with pytest.raises(FileNotFoundError, match="no exported model"):
-        CheckedOpenVINOInferencer(tmp_path / "model.xml")
+        inferencer(tmp_path / "model.xml")
 
 
 def test_infer_command_writes_a_heat_map_per_image_and_reports_unreadable_files(
@@ -92,8 +95,6 @@ def _images_at_input_size(folder: Path, size: tuple[int, int]) -> list[np.ndarra
 def test_edge_inference_gives_the_checked_inferencers_numbers(
     exports: dict[str, Path], mvtec_root: Path, export: str
 ) -> None:
-    from anomalib_cbigan.edge_inference import EdgeInferencer
-
     edge, checked = EdgeInferencer(exports[export]), CheckedOpenVINOInferencer(exports[export])
     assert edge.input_size == (64, 64)  # the static input, or the dynamic graph's resize: the model's input_size
     for image in _images_at_input_size(mvtec_root / "brick" / "test" / "hole", edge.input_size):
@@ -116,56 +117,22 @@ def test_edge_resize_is_the_training_pre_processors(mvtec_root: Path) -> None:
         np.testing.assert_allclose(resize(image, size), trained.permute(1, 2, 0).numpy(), atol=1e-5)
 
 
-def test_edge_inference_refuses_bad_input_as_the_checked_inferencer_does(
-    exports: dict[str, Path], tmp_path: Path
-) -> None:
-    from anomalib_cbigan.edge_inference import EdgeInferencer
-
-    dynamic, static = EdgeInferencer(exports["dynamic"]), EdgeInferencer(exports["static"])
-    with pytest.raises(ValueError, match="3-channel images, got 4 channels"):
-        dynamic.predict(np.zeros((64, 64, 4), dtype=np.float32))
-    with pytest.raises(ValueError, match="single-channel image"):
-        dynamic.predict(np.zeros((64, 64), dtype=np.float32))
-    with pytest.raises(ValueError, match="this export takes 64x64 images, got 80x96"):
-        static.predict(np.zeros((80, 96, 3), dtype=np.float32))
-    text = tmp_path / "notes.png"
-    text.write_text("not an image")
-    with pytest.raises(ValueError, match="notes.png is not an image file"):
-        dynamic.predict(text)
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        dynamic.predict(tmp_path / "missing.png")
-    with pytest.raises(FileNotFoundError, match="no exported model"):
-        EdgeInferencer(tmp_path / "model.xml")
-
-
-def _edge_environment(tmp_path: Path) -> Path:
-    """A fresh venv holding only openvino, numpy and pillow (linked from this environment's installed
-    distributions, their files as each distribution's RECORD lists them); its python."""
-    import subprocess
-    import sys
-    import sysconfig
+def _edge_packages(folder: Path) -> Path:
+    """Links to openvino, numpy and pillow (their files as each distribution's RECORD lists them), nothing else."""
     from importlib.metadata import distribution
 
-    view = tmp_path / "edge_packages"
-    view.mkdir()
+    folder.mkdir()
     for name in EDGE_DISTRIBUTIONS:
         dist = distribution(name)
         for top in {Path(str(file)).parts[0] for file in dist.files or []} - {"..", "__pycache__"}:
             source = Path(dist.locate_file(top))
-            if source.exists() and not (view / top).exists():
-                (view / top).symlink_to(source)
-    venv = tmp_path / "edge_venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300)
-    python = venv / "bin" / "python"
-    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-    (Path(purelib) / "edge_packages.pth").write_text(f"{view}\n")
-    assert Path(sysconfig.get_paths()["purelib"]) != Path(purelib)
-    return python
+            if source.exists() and not (folder / top).exists():
+                (folder / top).symlink_to(source)
+    return folder
 
 
 def test_edge_inference_runs_in_a_venv_with_only_openvino_numpy_and_pillow(
-    exports: dict[str, Path], mvtec_root: Path, tmp_path: Path
+    exports: dict[str, Path], mvtec_root: Path, tmp_path: Path, make_venv: Callable[[Path, Path], Path]
 ) -> None:
     import csv
     import os
@@ -173,7 +140,7 @@ def test_edge_inference_runs_in_a_venv_with_only_openvino_numpy_and_pillow(
 
     from anomalib_cbigan import edge_inference
 
-    python = _edge_environment(tmp_path)
+    python = make_venv(tmp_path / "edge_venv", _edge_packages(tmp_path / "edge_packages"))
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
     for module, importable in (("torch", False), ("anomalib", False), ("lightning", False), ("openvino", True)):
         found = subprocess.run([python, "-c", f"import importlib.util as u; print(u.find_spec('{module}') is not None)"],

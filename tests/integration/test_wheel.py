@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,7 +40,7 @@ def _dependencies_view(folder: Path) -> Path:
     return folder
 
 
-def _fresh_environment(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+def _fresh_environment(tmp_path: Path, make_venv: Callable[[Path, Path], Path]) -> tuple[Path, dict[str, str]]:
     """A new venv that sees this one's dependencies (not our package) and has the wheel installed; its bin folder."""
     dist = tmp_path / "dist"
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(dist), str(REPO)],
@@ -47,11 +48,7 @@ def _fresh_environment(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     wheel = next(dist.glob("anomalib_cbigan-*.whl"))
     venv = tmp_path / "venv"
     # Without pip and setuptools of its own: the linked ones (the versions torch needs) serve it.
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300)
-    python = venv / "bin" / "python"
-    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-    (Path(purelib) / "dependencies.pth").write_text(f"{_dependencies_view(tmp_path / 'dependencies')}\n")
+    python = make_venv(venv, _dependencies_view(tmp_path / "dependencies"))
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env |= {"PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", "PYTHONWARNINGS": "ignore::FutureWarning"}
     installed = _run([str(python), "-m", "pip", "install", "--no-index", str(wheel)], tmp_path, env)
@@ -59,8 +56,10 @@ def _fresh_environment(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return venv / "bin", env
 
 
-def test_the_wheel_works_alone_away_from_the_checkout(tmp_path: Path, mvtec_root: Path) -> None:
-    bin_dir, env = _fresh_environment(tmp_path)
+def test_the_wheel_works_alone_away_from_the_checkout(
+    tmp_path: Path, mvtec_root: Path, make_venv: Callable[[Path, Path], Path]
+) -> None:
+    bin_dir, env = _fresh_environment(tmp_path, make_venv)
     work = tmp_path / "work"  # the user's folder: no src/, no tests/
     work.mkdir()
     where = _run([str(bin_dir / "python"), "-c", "import anomalib_cbigan; print(anomalib_cbigan.__file__)"], work, env)
