@@ -115,7 +115,6 @@ def _resetting_image_auroc() -> Any:  # noqa: ANN401
 
 def train_and_export(detector: str, work: Path) -> tuple[dict[str, Path], Path, bool]:
     """Train ``detector`` as its sweep does, export every format; ``(exports, test arrays, takes any size)``."""
-    import torch
     from anomalib.deploy import CompressionType, ExportType
     from anomalib.engine import Engine
     from lightning import seed_everything
@@ -147,8 +146,7 @@ def train_and_export(detector: str, work: Path) -> tuple[dict[str, Path], Path, 
         image = resize(image, resize_to) if resize_to else image
         mask = np.zeros(image.shape[:2], dtype=bool)
         if isinstance(item.mask_path, str) and item.mask_path:
-            mask_image = np.asarray(resize(read_image(item.mask_path), image.shape[:2]))[..., 0] > 0.5  # noqa: PLR2004
-            mask = mask_image
+            mask = resize(read_image(item.mask_path), image.shape[:2])[..., 0] > 0.5  # noqa: PLR2004
         images.append(image.transpose(2, 0, 1))
         masks.append(mask)
         labels.append(int(item.label_index))
@@ -182,7 +180,6 @@ def train_and_export(detector: str, work: Path) -> tuple[dict[str, Path], Path, 
                                                                   work / "openvino_int8_ptq_ignored")  # fmt: skip
     print(f"{detector}: exported openvino_int8_ptq_ignored in {time.perf_counter() - started:.0f} s", flush=True)
     exports["openvino_fp32_anomalib"] = exports["openvino_default"] = exports["openvino_fp32"]
-    del torch
     full_resolution = resize_to is None and static is None  # takes any size as it is (FCBiGAN)
     (work / "failures.json").write_text(json.dumps(failures))
     return exports, arrays, full_resolution
@@ -342,6 +339,7 @@ def evaluate(
 
     data = np.load(arrays)
     labels, masks = data["labels"], data["masks"]
+    input_size = "x".join(str(side) for side in data["images"].shape[-2:])
     measured = {}
     failures = json.loads((arrays.parent / "failures.json").read_text())
     errors = [{"detector": detector, "format": fmt, "error": error} for fmt, error in failures.items()]
@@ -376,7 +374,7 @@ def evaluate(
             "file_mb": _file_size_mb(exports[fmt]),
             "peak_rss_mb": values["peak_rss_mb"],
             "load_s": values["load_s"],
-            "input": "x".join(str(side) for side in np.load(arrays)["images"].shape[-2:]),
+            "input": input_size,
             "error": "",
         })  # fmt: skip
         print(rows[-1], flush=True)

@@ -231,7 +231,8 @@ def heat_map_picture(image: np.ndarray, prediction: Prediction, title: str) -> I
 
 
 def _replace_into(path: Path, write: object) -> None:
-    """Write through a temporary file renamed into place, so a killed run leaves no half-written file."""
+    """Write through a temporary file renamed into place, so a killed run leaves no half-written file (the
+    package's ``atomic_files`` does the same; this file imports nothing of the package, to run alone)."""
     temporary = path.with_name(f".{path.name}.tmp")
     write(temporary)
     os.replace(temporary, path)
