@@ -7,8 +7,9 @@ included) runs ``--warmup`` batches, then ``--batches`` timed batches, once per 
   ``num_workers`` = cores worker processes) and NCHW networks: the package as it was before the fast path;
 * ``in-memory NCHW``: :class:`~anomalib_cbigan.data.InMemoryDataModule` (images decoded once, augmented on the
   device), NCHW networks: the data path's effect alone;
-* ``in-memory channels_last``: the fast path, the models' defaults;
-* ``... bf16``: the fast path with ``training_precision="bf16-mixed"``.
+* ``in-memory channels_last``: NHWC networks, the steps as they were before ``fused_steps``;
+* ``in-memory channels_last fused``: the models' defaults (``fused_steps=True`` where a model takes it);
+* ``... bf16``: that with ``training_precision="bf16-mixed"``.
 
 Each timed batch is split, by timestamps at the optimisers' steps, into data (from the end of the previous
 batch to the start of this one: loading, transfer, augmentation), critic (everything up to and including
@@ -31,7 +32,16 @@ Usage:
     python benchmarks/training_speed.py --root ~/.cache/anomalib_cbigan/textures --category brick --image-size 64 \
         --batch-size 16 --no-augmentation --workers 0 --paths anomalib "in-memory channels_last" --output ...
 
-Writes ``benchmarks/results/training_speed.{csv,md}``.
+Every run also measures the cores' reference rates (a 1024^3 fp32 matrix product; a 3x3 convolution, forward and
+backward, at the recipe's batch and size with 3 channels, the small networks' width, and with 64) and reports each
+model's GFLOP/s as a percentage of each. ``--profile`` adds a torch.profiler pass per model and path: the share of
+a batch spent inside aten operators (the rest: Python, Lightning, dispatch) and the operators that take the most.
+
+The paths ending in ``fused`` train with ``fused_steps=True`` (the models' default: one network call per pair
+scored together, fused Adam) where a model takes it; the others with ``fused_steps=False`` (the steps as they
+were).
+
+Writes ``benchmarks/results/training_speed{,_reference}.{csv,md}`` (``--profile``: ``_profile``, ``_operators``).
 """
 
 from __future__ import annotations
@@ -54,7 +64,7 @@ from torch.utils.flop_counter import flop_registry
 from torchvision.transforms.v2 import RandomRotation
 
 from anomalib_cbigan.data import InMemoryDataModule
-from anomalib_cbigan.registry import list_models, model_class
+from anomalib_cbigan.registry import list_models, model_class, takes_argument
 from anomalib_cbigan_bench.data_roots import data_root
 from anomalib_cbigan_bench.timing import write_speed_tables
 
@@ -68,11 +78,12 @@ RECIPES: dict[str, tuple[dict[str, Any], int, Any, dict[str, int]]] = {
     "Skipganomaly": ({"input_size": (128, 128)}, 32, RandomRotation((-45, 45)), {"epochs": 15}),
     "Sagan": ({"input_size": (128, 128)}, 32, RandomRotation((-45, 45)), {"epochs": 15}),
 }
-PATHS = {  # name: (in-memory data, channels_last, training precision)
-    "anomalib": (False, False, "32"),
-    "in-memory NCHW": (True, False, "32"),
-    "in-memory channels_last": (True, True, "32"),
-    "in-memory channels_last bf16": (True, True, "bf16-mixed"),
+PATHS = {  # name: (in-memory data, channels_last, training precision, fused_steps where the model takes it)
+    "anomalib": (False, False, "32", False),
+    "in-memory NCHW": (True, False, "32", False),
+    "in-memory channels_last": (True, True, "32", False),
+    "in-memory channels_last fused": (True, True, "32", True),
+    "in-memory channels_last fused bf16": (True, True, "bf16-mixed", True),
 }
 
 
@@ -157,6 +168,68 @@ class StepTimer(Callback):
         self._last_end = time.perf_counter()
 
 
+def reference_rates(batch: int, image_size: int, channels_last: bool, repeats: int = 20) -> dict[str, float]:
+    """GFLOP/s these cores reach on plain fp32 work, measured beside the models: a 1024^3 matrix product, and a 3x3
+    convolution forward + backward at a CBiGAN recipe's first-block shape (``batch`` images of ``image_size`` px,
+    3 -> 3 channels, the width the small networks run at) and at 64 -> 64 channels (the width oneDNN is made for)."""
+    from anomalib_cbigan_bench.timing import median_seconds
+
+    torch.manual_seed(0)
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    rates = {"matmul 1024": 2 * 1024**3 / median_seconds(lambda: a @ b, 3, repeats) / 1e9}
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    for channels in (3, 64):
+        conv = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(memory_format=fmt)
+        x = torch.randn(batch, channels, image_size, image_size).to(memory_format=fmt).requires_grad_(True)
+
+        def step(conv: torch.nn.Module = conv, x: torch.Tensor = x) -> None:
+            conv(x).sum().backward()
+
+        # forward, input gradient and weight gradient: three products of the same size
+        flops = 3 * 2 * batch * channels * channels * 9 * image_size * image_size
+        rates[f"conv3x3 {channels}ch"] = flops / median_seconds(step, 2, max(3, repeats // 4)) / 1e9
+    return {name: round(rate, 1) for name, rate in rates.items()}
+
+
+class ProfiledBatches(Callback):
+    """torch.profiler over ``batches`` training batches after ``warmup``: where a batch's time goes, by operator."""
+
+    def __init__(self, warmup: int, batches: int) -> None:
+        self.warmup, self.batches = warmup, batches
+        self._seen, self._wall = 0, 0.0
+        self._profiler: torch.profiler.profile | None = None
+        self.rows: list[dict[str, Any]] = []
+        self.summary: dict[str, float] = {}
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        """Start the profiler at the first profiled batch."""
+        del trainer, pl_module, batch, batch_idx
+        if self._seen == self.warmup:
+            self._profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+            self._profiler.__enter__()
+            self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:  # fmt: skip
+        """Stop after the profiled batches and summarise: self time per operator, per batch."""
+        del pl_module, outputs, batch, batch_idx
+        self._seen += 1
+        if self._profiler is not None and self._seen == self.warmup + self.batches:
+            wall = time.perf_counter() - self._start
+            self._profiler.__exit__(None, None, None)
+            events = [event for event in self._profiler.key_averages() if event.key.startswith("aten::")]
+            in_operators = sum(event.self_cpu_time_total for event in events) / 1e6
+            self.summary = {"profiled s/batch": round(wall / self.batches, 4),
+                            "in aten operators %": round(100 * in_operators / wall, 1),
+                            "aten calls/batch": round(sum(event.count for event in events) / self.batches)}  # fmt: skip
+            for event in sorted(events, key=lambda event: -event.self_cpu_time_total)[:20]:
+                self.rows.append({"operator": event.key, "calls/batch": round(event.count / self.batches, 1),
+                                  "self ms/batch": round(event.self_cpu_time_total / 1e3 / self.batches, 2),
+                                  "% of batch": round(100 * event.self_cpu_time_total / 1e6 / wall, 1)})  # fmt: skip
+            self._profiler = None
+        trainer.should_stop = trainer.should_stop or self._seen >= self.warmup + self.batches
+
+
 def datamodule(root: Path, category: str, batch_size: int, augmentations: Any, in_memory: bool,
                batches_per_epoch: int, workers: int) -> MVTecAD | InMemoryDataModule:  # fmt: skip
     """anomalib's loader with ``workers`` worker processes, or that loader wrapped in the in-memory path."""
@@ -175,23 +248,55 @@ def loader_throughput(data: MVTecAD, batches: int = 6) -> float:
     return images / (time.perf_counter() - start)
 
 
-def measure(name: str, path: str, args: argparse.Namespace) -> dict[str, Any]:
-    """One model, one path: Engine.fit over warm-up + timed batches; the row of the table."""
-    model_args, batch_size, augmentations, protocol = RECIPES[name]
+def batches_per_cycle(name: str, args: argparse.Namespace) -> int:
+    """Batches of one critic/E-G cycle: ``critic_steps + 1`` for CBiGAN and EGBAD, else 1."""
+    if name not in {"Cbigan", "Egbad"}:
+        return 1
+    return (args.critic_steps if args.critic_steps is not None else RECIPES[name][0]["critic_steps"]) + 1
+
+
+def build(name: str, path: str, args: argparse.Namespace, batches: int) -> tuple[Any, Any, int]:
+    """The model (its recipe's settings on ``path``) and the data for ``batches`` batches; ``(model, data, batch
+    size)``."""
+    model_args, batch_size, augmentations, _ = RECIPES[name]
     if args.image_size is not None and model_args.get("input_size") is not None:
         model_args = {**model_args, "input_size": (args.image_size, args.image_size)}
+    if args.critic_steps is not None and "critic_steps" in model_args:
+        model_args = {**model_args, "critic_steps": args.critic_steps}
     batch_size = args.batch_size or batch_size
     augmentations = None if args.no_augmentation else augmentations
-    in_memory, channels_last, precision = PATHS[path]
+    in_memory, channels_last, precision, fused_steps = PATHS[path]
     cls = model_class(name)
-    cycle = model_args.get("critic_steps", 0) + 1 if name in {"Cbigan", "Egbad"} else 1  # batches per D/E-G cycle
-    counted = cycle
-    warmup = counted + 1
-    timed = max(cycle, args.batches // cycle * cycle)
+    if takes_argument(cls, "fused_steps"):
+        model_args = {**model_args, "fused_steps": fused_steps}
     seed_everything(0, verbose=False)
     # The recipes' settings (Model.paper()), not the CPU defaults: the protocol whose length is projected.
     model = cls.paper(**model_args, channels_last=channels_last, training_precision=precision, visualizer=False)
-    data = datamodule(args.root, args.category, batch_size, augmentations, in_memory, warmup + timed, args.workers)
+    data = datamodule(args.root, args.category, batch_size, augmentations, in_memory, batches, args.workers)
+    return model, data, batch_size
+
+
+def profile(name: str, path: str, args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One model, one path, under torch.profiler: the summary and the operators that take the most time."""
+    cycle = batches_per_cycle(name, args)
+    warmup = 2 * cycle
+    model, data, _ = build(name, path, args, warmup + args.batches)
+    profiled = ProfiledBatches(warmup, max(cycle, args.batches // cycle * cycle))
+    with TemporaryDirectory() as work_dir:
+        Engine(max_steps=-1, max_epochs=-1, check_val_every_n_epoch=10**6, logger=False, callbacks=[profiled],
+               default_root_dir=work_dir, enable_progress_bar=False).fit(model, datamodule=data)  # fmt: skip
+    return {"model": name, "path": path, **profiled.summary}, [{"model": name, "path": path, **row}
+                                                               for row in profiled.rows]  # fmt: skip
+
+
+def measure(name: str, path: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One model, one path: Engine.fit over warm-up + timed batches; the row of the table."""
+    protocol, cycle = RECIPES[name][3], batches_per_cycle(name, args)
+    counted = cycle
+    warmup = counted + 1
+    timed = max(cycle, args.batches // cycle * cycle)
+    model, data, batch_size = build(name, path, args, warmup + timed)
+    in_memory = PATHS[path][0]
     timer = StepTimer(warmup, counted, timed)
     if in_memory:  # count the augmentation's operators too: on a GPU they are kernel launches as well
         augment = data.on_after_batch_transfer
@@ -261,18 +366,36 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--gpu-tflops", type=float, default=20.0, help="sustained GPU FLOP rate assumed (TFLOP/s)")
     parser.add_argument("--launch-us", type=float, default=10.0, help="GPU time assumed per operator call (us)")
     parser.add_argument("--gpu-host-cores", type=int, default=16, help="CPU cores of the GPU machine's loader")
+    parser.add_argument("--critic-steps", type=int, default=None, help="instead of the recipes' (CBiGAN, EGBAD)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile each model and path (torch.profiler): OUTPUT_profile.{csv,md}")  # fmt: skip
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "training_speed")
     args = parser.parse_args(argv)
-    rows = []
+    # The cores' own rates, measured in the same run: what the models' GFLOP/s are a fraction of.
+    size = args.image_size or 128
+    peaks = reference_rates(args.batch_size or 32, size, channels_last=True)
+    print(peaks, flush=True)
+    rows, profiles, operators = [], [], []
     for name in args.models:
         for path in args.paths:
             rows.append(measure(name, path, args))
+            rows[-1] |= {f"% of {peak}": round(100 * rows[-1]["GFLOP/s"] / rate, 1) for peak, rate in peaks.items()}
             print(rows[-1], flush=True)
+            if args.profile:
+                summary, top = profile(name, path, args)
+                profiles.append(summary)
+                operators += top
         baseline = next((r for r in rows if r["model"] == name and r["path"] == args.paths[0]), None)
         for row in rows:
             if row["model"] == name and baseline is not None:
                 row[f"x {args.paths[0]}"] = round(row["images/s"] / baseline["images/s"], 2)
     write_speed_tables(rows, args.output)
+    reference = [{"reference": peak, "GFLOP/s": rate, "shape": f"batch {args.batch_size or 32}, {size} px"
+                  if peak.startswith("conv") else "1024x1024 fp32"} for peak, rate in peaks.items()]  # fmt: skip
+    write_speed_tables(reference, args.output.parent / f"{args.output.name}_reference")
+    if args.profile:
+        write_speed_tables(profiles, args.output.parent / f"{args.output.name}_profile")
+        write_speed_tables(operators, args.output.parent / f"{args.output.name}_operators")
     return rows
 
 

@@ -16,21 +16,32 @@ def test_training_speed_measures_both_paths_and_writes_its_tables(mvtec_root: Pa
         spec = importlib.util.spec_from_file_location("training_speed", BENCHMARKS / "training_speed.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
+        paths = ["anomalib", "in-memory channels_last", "in-memory channels_last fused"]
         rows = module.main([
-            "--root", str(mvtec_root), "--category", "brick", "--models", "Cbigan",
-            "--paths", "anomalib", "in-memory channels_last", "--image-size", "64", "--batch-size", "4",
-            "--batches", "6", "--workers", "0", "--output", str(tmp_path / "speed"),
+            "--root", str(mvtec_root), "--category", "brick", "--models", "Cbigan", "--paths", *paths,
+            "--image-size", "64", "--batch-size", "4", "--batches", "6", "--workers", "0", "--profile",
+            "--output", str(tmp_path / "speed"),
         ])  # fmt: skip
     finally:
         sys.path.remove(str(BENCHMARKS))
-    before, after = rows
-    assert [before["path"], after["path"]] == ["anomalib", "in-memory channels_last"]
+    before, unfused, fused = rows
+    assert [row["path"] for row in rows] == paths
     for row in rows:
         assert row["timed batches"] == 6 and row["images/s"] > 0  # one D, D, D, D, D, E/G cycle
         assert row["critic s"] > 0 and row["E/G s"] > 0 and 0 <= row["data %"] <= 100
         assert row["ops/batch"] > 0 and row["protocol batches"] == 1_200_000
-    assert before["GFLOP/batch"] == after["GFLOP/batch"] > 0  # same math whatever the layout and data path
-    assert before["loader images/s"] > 0 and after["loader images/s"] == ""
+        assert row["% of matmul 1024"] > 0 and row["% of conv3x3 3ch"] > 0
+    # same math whatever the layout, data path and number of network calls
+    assert before["GFLOP/batch"] == unfused["GFLOP/batch"] == fused["GFLOP/batch"] > 0
+    assert fused["ops/batch"] < unfused["ops/batch"]  # joint network calls and fused Adam: fewer operator calls
+    assert before["loader images/s"] > 0 and unfused["loader images/s"] == ""
     with (tmp_path / "speed.csv").open() as handle:
-        assert [row["path"] for row in csv.DictReader(handle)] == ["anomalib", "in-memory channels_last"]
-    assert (tmp_path / "speed.md").read_text().count("\n| Cbigan |") == 2
+        assert [row["path"] for row in csv.DictReader(handle)] == paths
+    assert (tmp_path / "speed.md").read_text().count("\n| Cbigan |") == 3
+    with (tmp_path / "speed_reference.csv").open() as handle:
+        assert {row["reference"] for row in csv.DictReader(handle)} == {"matmul 1024", "conv3x3 3ch", "conv3x3 64ch"}
+    with (tmp_path / "speed_profile.csv").open() as handle:
+        profiled = list(csv.DictReader(handle))
+    assert [row["path"] for row in profiled] == paths
+    assert all(0 < float(row["in aten operators %"]) <= 100 for row in profiled)
+    assert (tmp_path / "speed_operators.csv").read_text().count("aten::") >= 3 * 10

@@ -12,6 +12,8 @@ import torch
 from anomalib.data import ImageBatch
 
 from anomalib_cbigan import Cbigan, Fcbigan, list_models, model_class
+from anomalib_cbigan.models.gan_training import adam
+from anomalib_cbigan.registry import takes_argument
 
 
 class _Harness:
@@ -185,8 +187,12 @@ def test_channels_last_trains_to_the_same_numbers(name: str, fast_model_args: di
     # The weights are compared after SGD updates (lr x gradient): Adam divides each gradient element by its own
     # magnitude, so where a gradient is ~0 it turns the NHWC kernels' float reassociation into up to a whole
     # step of difference (seen: 1e-4 in one of 131,072 weights), which says nothing about the layout.
-    losses_nchw, weights_nchw = _train_two_batches(name, fast_model_args, sgd=True, channels_last=False)
-    losses_nhwc, weights_nhwc = _train_two_batches(name, fast_model_args, sgd=True, channels_last=True)
+    # One network call per pair (fused_steps=False): a joint call sums the real and generated pairs' opposite
+    # contributions to a critic bias's gradient in one reduction, whose rounding then depends on the layout's
+    # order (seen: 3e-6 after two steps). The fused steps are compared with these below, in the default layout.
+    plain = {"fused_steps": False} if takes_argument(model_class(name), "fused_steps") else {}
+    losses_nchw, weights_nchw = _train_two_batches(name, fast_model_args, sgd=True, channels_last=False, **plain)
+    losses_nhwc, weights_nhwc = _train_two_batches(name, fast_model_args, sgd=True, channels_last=True, **plain)
     assert losses_nhwc == pytest.approx(losses_nchw, rel=1e-5, abs=1e-6)
     for before, after in zip(weights_nchw, weights_nhwc, strict=True):
         torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-6)
@@ -222,3 +228,79 @@ def test_bf16_mixed_precision_autocasts_the_training_steps_only(name: str, fast_
 def test_unsupported_training_precision_is_a_clear_error(precision: str, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         Cbigan(input_size=(64, 64), training_precision=precision)
+
+
+# fused_steps (each network called once on the pairs it scores together, fused Adam) changes the operator calls,
+# not the numbers. The losses are compared over 20 steps of plain SGD, whose update is lr x gradient: with Adam,
+# and CBiGAN's betas (0, 0.1) above all, an update is close to lr x sign(gradient), so a rounding-level change of
+# a gradient near 0 becomes a whole step of difference (as between the NCHW and NHWC layouts above), and the
+# trajectories part by 1e-3 within 20 steps whichever of the two changes is made. Fused Adam is compared alone.
+FUSED_STEP_MODELS = [name for name in list_models() if takes_argument(model_class(name), "fused_steps")]
+
+
+def _twenty_sgd_losses(name: str, *, fused_steps: bool, whole_images: dict) -> tuple[torch.Tensor, list]:
+    lightning.seed_everything(0, verbose=False)
+    if name == "Fcbigan":
+        model = Fcbigan(critic_steps=2, fused_steps=fused_steps, visualizer=False)
+        step, shape = model.train_on_patches, (4, 3, 48, 48)
+    else:
+        model = model_class(name)(input_size=(64, 64), critic_steps=2, fused_steps=fused_steps, visualizer=False,
+                                  **whole_images)  # fmt: skip
+        step, shape = model.train_on_batch, (4, 3, 64, 64)
+    harness = _Harness(model)
+    assert all(bool(optimizer.defaults["fused"]) == fused_steps for optimizer in harness.optimizers)
+    harness.optimizers[:] = [torch.optim.SGD(o.param_groups[0]["params"], lr=1e-2) for o in harness.optimizers]
+    generator = torch.Generator().manual_seed(1)
+    losses = []
+    for _ in range(20):
+        result = step(torch.rand(shape, generator=generator) * 2 - 1)
+        losses.append(torch.stack(list(result.values())) if isinstance(result, dict) else result.detach()[None])
+    return torch.cat(losses), _snapshot(model.model)
+
+
+@pytest.mark.parametrize("name", FUSED_STEP_MODELS)
+def test_fused_steps_give_the_same_losses_and_weights_for_twenty_steps(name: str, whole_images: dict) -> None:
+    fused, fused_weights = _twenty_sgd_losses(name, fused_steps=True, whole_images=whole_images)
+    plain, plain_weights = _twenty_sgd_losses(name, fused_steps=False, whole_images=whole_images)
+    torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
+    for a, b in zip(fused_weights, plain_weights, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_fused_adam_makes_the_same_updates() -> None:
+    """CBiGAN's Adam (Keras' epsilon, betas (0, 0.1) and (0, 0.9)), fused and per parameter, 20 steps."""
+    torch.manual_seed(0)
+    for betas in ((0.0, 0.1), (0.0, 0.9)):
+        weights = [torch.randn(16, 8, 3, 3), torch.randn(16)]
+        fused, plain = ([w.clone().requires_grad_(True) for w in weights] for _ in range(2))
+        optimizers = [adam(params, fused=flag, lr=1e-3, betas=betas, eps=1e-7) for params, flag in ((fused, True),
+                                                                                                   (plain, False))]  # fmt: skip
+        for _ in range(20):
+            gradients = [torch.randn_like(w) for w in weights]
+            for params, optimizer in zip((fused, plain), optimizers, strict=True):
+                for param, gradient in zip(params, gradients, strict=True):
+                    param.grad = gradient.clone()
+                optimizer.step()
+        for a, b in zip(fused, plain, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_fused_steps_call_each_network_fewer_times(whole_images: dict) -> None:
+    calls = {}
+    for fused_steps in (True, False):
+        lightning.seed_everything(0, verbose=False)
+        model = Cbigan(input_size=(64, 64), critic_steps=1, alpha=0.1, fused_steps=fused_steps, visualizer=False,
+                       **whole_images)  # fmt: skip
+        harness = _Harness(model)
+        counts = {"critic": 0, "generator": 0}
+        for network in counts:
+            getattr(model.model, network).register_forward_hook(
+                lambda *_, network=network: counts.__setitem__(network, counts[network] + 1)
+            )
+        for _ in range(2):  # one critic step, one E/G step
+            harness.step(torch.rand(4, 3, 64, 64) * 2 - 1)
+        calls[fused_steps] = counts
+    # critic step: the real and generated pairs in one call (+ the penalty's); E/G step: both pairs in one call,
+    # and G on z and E(x) in one call
+    assert calls[False] == {"critic": 5, "generator": 3}
+    assert calls[True] == {"critic": 3, "generator": 2}

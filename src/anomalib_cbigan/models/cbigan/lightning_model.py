@@ -34,7 +34,14 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import optim
 
 from anomalib_cbigan.models.gan_module import CRITIC, GENERATOR, LossAndLogs, OneClassGanMixin, tanh_range_pre_processor
-from anomalib_cbigan.models.gan_training import check_arguments, check_betas, check_range, check_rgb_batch
+from anomalib_cbigan.models.gan_training import (
+    adam,
+    check_arguments,
+    check_betas,
+    check_range,
+    check_rgb_batch,
+    joint_call,
+)
 from anomalib_cbigan.models.patch_sampler import sample_patches
 
 from .loss import CriticLoss, EncoderGeneratorLoss
@@ -86,6 +93,10 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
             (``benchmarks/training_speed.py`` times both). Defaults to ``True``.
         training_precision (str): ``"32"`` or ``"bf16-mixed"`` (bf16 autocast of the training steps; scoring
             stays float32). Defaults to ``"32"``.
+        fused_steps (bool): Fewer, larger operator calls per training step, the same losses to float32 rounding:
+            each network called once on the pairs it scores together (critic on real and generated pairs, G on
+            ``z`` and ``E(x)``) and fused Adam. ``False``: one call per pair and the per-parameter Adam.
+            Defaults to ``True``.
         init (str): Weight initialisation: ``"glorot_uniform"`` (Keras' default, the official code's),
             ``"he_normal"`` or ``"torch"``. Defaults to ``"glorot_uniform"``.
         penalty_pairing (str): Points the gradient penalty interpolates: ``"official"`` (``(x, z)`` with
@@ -143,6 +154,7 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
         patches_per_epoch: int = 2000,
         channels_last: bool = True,
         training_precision: str = "32",
+        fused_steps: bool = True,
         init: str = "glorot_uniform",
         penalty_pairing: str = "official",
         weight_average_decay: float = 0.995,
@@ -197,6 +209,7 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
             weight_average=weight_average_decay > 0,
         )
         self.configure_speed(channels_last, training_precision)
+        self.fused_steps = fused_steps
         self.lr = lr
         self.generator_betas = generator_betas
         self.critic_betas = critic_betas
@@ -226,10 +239,12 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
         after, which differs only in the first steps (``benchmarks/reference_parity.py`` measures both).
         """
         generator_params = [*self.model.encoder.parameters(), *self.model.generator.parameters()]
+        fused = self.fused_steps
         return [
-            optim.Adam(generator_params, lr=self.lr, betas=self.generator_betas, eps=KERAS_ADAM_EPSILON),
-            optim.Adam(self.model.critic.parameters(), lr=self.lr, betas=self.critic_betas, eps=KERAS_ADAM_EPSILON),
-        ]
+            adam(generator_params, fused=fused, lr=self.lr, betas=self.generator_betas, eps=KERAS_ADAM_EPSILON),
+            adam(self.model.critic.parameters(), fused=fused, lr=self.lr, betas=self.critic_betas,
+                 eps=KERAS_ADAM_EPSILON),
+        ]  # fmt: skip
 
     def is_generator_step(self) -> bool:
         """Whether the current batch trains E and G (else D): D, D, ..., D, then E/G."""
@@ -261,19 +276,27 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
     def _generator_loss(self, images: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """``L*_EG``: the adversarial loss of the real and generated pairs, plus the consistency term if ``alpha``."""
         model = self.model
-        encoded, generated = model.encoder(images), model.generator(prior)
-        cycle = None
-        if self.alpha > 0:
-            cycle = (images, model.generator(encoded), prior, model.encoder(generated))
-        real_score = model.critic(images, encoded).score
-        return self.generator_loss(real_score, model.critic(generated, prior).score, cycle)
+        encoded = model.encoder(images)
+        if self.alpha == 0:  # EGBAD: no cycle, no G(E(x))
+            generated, cycle = model.generator(prior), None
+        else:
+            if self.fused_steps:
+                generated, reconstructed = joint_call(model.generator, (prior,), (encoded,))
+            else:
+                generated, reconstructed = model.generator(prior), model.generator(encoded)
+            cycle = (images, reconstructed, prior, model.encoder(generated))
+        if self.fused_steps:
+            real, fake = joint_call(model.critic, (images, encoded), (generated, prior))
+        else:
+            real, fake = model.critic(images, encoded), model.critic(generated, prior)
+        return self.generator_loss(real.score, fake.score, cycle)
 
     def _critic_loss(self, images: torch.Tensor, prior: torch.Tensor) -> LossAndLogs:
         """The critic's Wasserstein loss with gradient penalty (E and G fixed), and the penalty to log."""
         model = self.model
         with torch.no_grad():
             encoded, generated = model.encoder(images), model.generator(prior)
-        loss, penalty = self.critic_loss(model.critic, (images, encoded), (generated, prior))
+        loss, penalty = self.critic_loss(model.critic, (images, encoded), (generated, prior), joint=self.fused_steps)
         return loss, {"gradient_penalty": penalty}
 
     def divergence_causes(self) -> str:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from anomalib_cbigan.models.gan_training import joint_call
+
 
 def critic_adversarial_loss(real_score: torch.Tensor, fake_score: torch.Tensor) -> torch.Tensor:
     """``L_D = mean D(G(z), z) - mean D(x, E(x))`` (eq. 6)."""
@@ -112,9 +114,13 @@ class CriticLoss(nn.Module):
         critic: nn.Module,
         real: tuple[torch.Tensor, torch.Tensor],
         fake: tuple[torch.Tensor, torch.Tensor],
+        *,
+        joint: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(total loss, gradient penalty)`` for real ``(x, E(x))`` and fake ``(G(z), z)`` pairs."""
-        adversarial = critic_adversarial_loss(critic(*real).score, critic(*fake).score)
+        """Return ``(total loss, gradient penalty)`` for real ``(x, E(x))`` and fake ``(G(z), z)`` pairs; ``joint``:
+        the critic scores both pairs in one call (:func:`~anomalib_cbigan.models.gan_training.joint_call`)."""
+        real_output, fake_output = joint_call(critic, real, fake) if joint else (critic(*real), critic(*fake))
+        adversarial = critic_adversarial_loss(real_output.score, fake_output.score)
         if not self.gp_weight:
             return adversarial, adversarial.new_zeros(())
         penalty = gradient_penalty(critic, *real, *fake, pairing=self.penalty_pairing)

@@ -36,7 +36,7 @@ from torch import optim
 from torch.utils.data import DataLoader
 
 from anomalib_cbigan.models.gan_module import CRITIC, GENERATOR, LossAndLogs, OneClassGanMixin, tanh_range_pre_processor
-from anomalib_cbigan.models.gan_training import check_arguments, check_betas, check_range
+from anomalib_cbigan.models.gan_training import adam, check_arguments, check_betas, check_range, joint_call
 
 from .anomaly_map import FUSIONS
 from .loss import critic_loss, encoder_loss, generator_loss
@@ -79,6 +79,10 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
             (``benchmarks/training_speed.py`` times both). Defaults to ``True``.
         training_precision (str): ``"32"`` or ``"bf16-mixed"`` (bf16 autocast of the training steps;
             scoring stays float32). Defaults to ``"32"``.
+        fused_steps (bool): Fewer, larger operator calls per training step, the same losses to float32 rounding:
+            each network called once on the pairs it scores together (D on real and generated pairs, G on ``z``
+            and ``E(x)``) and fused Adam. ``False``: one call per pair and the per-parameter Adam.
+            Defaults to ``True``.
         pre_processor, post_processor, evaluator, visualizer: as for every anomalib model.
 
     Example:
@@ -114,6 +118,7 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
         batch_size: int | None = None,
         channels_last: bool = True,
         training_precision: str = "32",
+        fused_steps: bool = True,
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,
         evaluator: Evaluator | bool = True,
@@ -158,6 +163,7 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
             mean_filter_size=mean_filter_size,
         )
         self.configure_speed(channels_last, training_precision)
+        self.fused_steps = fused_steps
         self.patches_per_epoch = patches_per_epoch
         self.patch_batch_size = patch_batch_size
         self.reconstruction_weight = reconstruction_weight
@@ -182,8 +188,8 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
         """Adam for E and G together, Adam for D (LSGAN/DCGAN settings; the thesis gives none)."""
         generator_params = [*self.model.encoder.parameters(), *self.model.generator.parameters()]
         return [
-            optim.Adam(generator_params, lr=self.lr, betas=self.betas),
-            optim.Adam(self.model.critic.parameters(), lr=self.lr, betas=self.betas),
+            adam(generator_params, fused=self.fused_steps, lr=self.lr, betas=self.betas),
+            adam(self.model.critic.parameters(), fused=self.fused_steps, lr=self.lr, betas=self.betas),
         ]
 
     def training_step(self, batch: Batch, batch_idx: int) -> STEP_OUTPUT:
@@ -212,16 +218,21 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
         model = self.model
         with torch.no_grad():
             encoded, generated = model.encoder(patches), model.generator(prior)
+        if self.fused_steps:
+            return critic_loss(*joint_call(model.critic, (patches, encoded), (generated, prior)))
         return critic_loss(model.critic(patches, encoded), model.critic(generated, prior))
 
     def _generator_loss(self, patches: torch.Tensor, prior: torch.Tensor) -> LossAndLogs:
         """G's and E's least-squares losses, E's with the reconstruction penalty; the reconstruction error to log."""
         model = self.model
         encoded = model.encoder(patches)
-        reconstruction = model.generator(encoded)
-        loss = generator_loss(model.critic(model.generator(prior), prior)) + encoder_loss(
-            model.critic(patches, encoded), patches, reconstruction, self.reconstruction_weight,
-        )  # fmt: skip
+        if self.fused_steps:
+            reconstruction, generated = joint_call(model.generator, (encoded,), (prior,))
+            real, fake = joint_call(model.critic, (patches, encoded), (generated, prior))
+        else:
+            reconstruction, generated = model.generator(encoded), model.generator(prior)
+            real, fake = model.critic(patches, encoded), model.critic(generated, prior)
+        loss = generator_loss(fake) + encoder_loss(real, patches, reconstruction, self.reconstruction_weight)
         return loss, {"reconstruction_l1": (patches - reconstruction).abs().mean()}
 
     def divergence_causes(self) -> str:
