@@ -13,9 +13,9 @@ images are held out for a validation split with painted defects, then exported t
   datamodule's test loader, so it gets the validation split in the test loader's place);
 * ``openvino_int8_ptq_ignored``: NNCF PTQ calibrated on that split with the scoring arithmetic after the
   networks kept in FP32 (:func:`anomalib_cbigan_bench.int8_layers.scoring_operations`);
-* ``openvino_int8_layers`` (the detectors in :data:`LAYER_SEARCH`): the same with the fewest network layers kept in
-  FP32 that keep the detector on the validation split (:func:`anomalib_cbigan_bench.int8_layers.search`); each
-  layer's sensitivity and the search's steps go to ``deployment_int8_layers`` and ``deployment_int8_search``;
+* ``openvino_int8_layers`` (the detectors in :data:`LAYER_SEARCH`): the same with the fewest operations also kept
+  in FP32 that keep the detector on the validation split (:func:`anomalib_cbigan_bench.int8_layers.search`); each
+  operation's sensitivity and the search's steps go to ``deployment_int8_layers`` and ``deployment_int8_search``;
 * ``openvino_default``: the FP32 export under OpenVINO's default precision (bf16 where the CPU has it), as
   anomalib's stock ``OpenVINOInferencer`` runs it.
 
@@ -126,7 +126,6 @@ def train_and_export(detector: str, work: Path) -> tuple[dict[str, Path], Path, 
     from lightning import seed_everything
 
     from anomalib_cbigan.edge_inference import read_image, resize
-    from anomalib_cbigan_bench import int8_layers
     from anomalib_cbigan_bench.generator import _build, _class_parser, _trainer_args
 
     failures: dict[str, str] = {}
@@ -183,10 +182,6 @@ def train_and_export(detector: str, work: Path) -> tuple[dict[str, Path], Path, 
         print(f"{detector}: exported {name} in {time.perf_counter() - started:.0f} s", flush=True)
     images, labels = _validation_set(files, resize_to)
     np.savez(work / "validation_set.npz", images=images, labels=labels)
-    started = time.perf_counter()
-    exports["openvino_int8_ptq_ignored"] = int8_layers.save(int8_layers.quantize(exports["openvino_fp32"], images),
-                                                            work / "openvino_int8_ptq_ignored")  # fmt: skip
-    print(f"{detector}: exported openvino_int8_ptq_ignored in {time.perf_counter() - started:.0f} s", flush=True)
     exports["openvino_fp32_anomalib"] = exports["openvino_default"] = exports["openvino_fp32"]
     full_resolution = resize_to is None and static is None  # takes any size as it is (FCBiGAN)
     (work / "failures.json").write_text(json.dumps(failures))
@@ -206,7 +201,7 @@ def _validation_set(files: Any, size: tuple[int, int] | None) -> tuple[np.ndarra
 
 
 def layer_search(detector: str, work: Path, exports: dict[str, Path], *, reuse: bool) -> tuple[list, list]:
-    """Search which layers to keep in FP32 (:func:`anomalib_cbigan_bench.int8_layers.search`) on the validation
+    """Search which operations to keep in FP32 (:func:`anomalib_cbigan_bench.int8_layers.search`) on the validation
     split, add the chosen INT8 model to ``exports``; ``(sensitivity rows, search step rows)``."""
     from anomalib_cbigan_bench import int8_layers
 
@@ -226,6 +221,11 @@ def layer_search(detector: str, work: Path, exports: dict[str, Path], *, reuse: 
     steps = [{"detector": detector, **row} for row in result.steps]
     saved.write_text(json.dumps({"sensitivity": sensitivity, "steps": steps}))
     return sensitivity, steps
+
+
+def _save_exports(saved: Path, exports: dict[str, Path], full_resolution: bool) -> None:  # noqa: FBT001
+    """What ``--reuse`` reads back: the exports' paths and whether the model takes any image size."""
+    saved.write_text(json.dumps({"exports": {k: str(v) for k, v in exports.items()}, "full_resolution": full_resolution}))
 
 
 def _validation_arrays(detector: str, work: Path) -> Any:  # noqa: ANN401
@@ -452,23 +452,23 @@ def main() -> None:
             saved_run = json.loads(saved.read_text())
             exports = {name: Path(path) for name, path in saved_run["exports"].items()}
             arrays, full_resolution = work / "test_set.npz", saved_run["full_resolution"]
-            # quantised again (seconds), so that the scoring arithmetic kept in FP32 is this version's
-            exports["openvino_int8_ptq_ignored"] = int8_layers.save(
-                int8_layers.quantize(exports["openvino_fp32"], _validation_arrays(detector, work)["images"]),
-                work / "openvino_int8_ptq_ignored",
-            )
         else:
             exports, arrays, full_resolution = train_and_export(detector, work)
-            saved.write_text(json.dumps({"exports": {k: str(v) for k, v in exports.items()},
-                                         "full_resolution": full_resolution}))  # fmt: skip
+            _save_exports(saved, exports, full_resolution)  # a run stopped later reuses the training
+        # made on every run (seconds), so that the scoring arithmetic kept in FP32 is this version's
+        started = time.perf_counter()
+        exports["openvino_int8_ptq_ignored"] = int8_layers.save(
+            int8_layers.quantize(exports["openvino_fp32"], _validation_arrays(detector, work)["images"]),
+            work / "openvino_int8_ptq_ignored",
+        )
+        print(f"{detector}: exported openvino_int8_ptq_ignored in {time.perf_counter() - started:.0f} s", flush=True)
         if detector in LAYER_SEARCH:
             sensitivity, steps = layer_search(detector, work, exports, reuse=args.reuse)
-            saved.write_text(json.dumps({"exports": {k: str(v) for k, v in exports.items()},
-                                         "full_resolution": full_resolution}))  # fmt: skip
             layer_rows = [row for row in layer_rows if row["detector"] != detector] + sensitivity
             search_rows = [row for row in search_rows if row["detector"] != detector] + steps
             write_tables(layer_rows, layers_stem)
             write_tables(search_rows, search_stem)
+        _save_exports(saved, exports, full_resolution)
         measured = evaluate(detector, exports, arrays, args.repeats, full_resolution=full_resolution)
         rows = [row for row in rows if row["detector"] != detector] + measured
         write_tables(rows, args.output)

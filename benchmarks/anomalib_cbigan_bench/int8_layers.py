@@ -73,30 +73,29 @@ def raw_score(model: Any) -> Any:  # noqa: ANN401
     """The image score before anomalib's normalisation: the operation that ``pred_score``'s chain compares with the
     image threshold (a ``Greater`` with a constant), else ``pred_score`` itself. The search ranks this, because the
     normalisation, fitted to FP32's scores, clamps a shifted INT8 score to 0 or 1 and hides its ranking."""
-    output = next(output for output in model.outputs if "pred_score" in output.get_names())
-    pending, seen = [output.get_node()], set()
+    result = next(output for output in model.outputs if "pred_score" in output.get_names()).get_node()
+    pending, seen = [result], set()
     while pending:
         node = pending.pop(0)
         if node.get_friendly_name() in seen:
             continue
         seen.add(node.get_friendly_name())
-        inputs = [value for value in node.input_values()]
+        inputs = list(node.input_values())
         if node.get_type_name() == "Greater" and any(value.get_node().get_type_name() == "Constant" for value in inputs):
             return next(value for value in inputs if value.get_node().get_type_name() != "Constant")
         pending += [value.get_node() for value in inputs]
-    return output
+    return result.input_value(0)
 
 
 def image_scores(model: Any, images: np.ndarray) -> np.ndarray:  # noqa: ANN401
     """The raw score (:func:`raw_score`) of every image, one at a time, computed in FP32 arithmetic on the CPU."""
     import openvino
 
-    score = raw_score(model)
-    if score not in model.outputs:
-        model.add_outputs([score])
+    model = model.clone()  # the raw score becomes an extra output of this copy only
+    model.add_outputs([raw_score(model)])
     compiled = openvino.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    output = compiled.outputs[-1] if score not in compiled.outputs else score
-    return np.array([float(np.asarray(compiled(images[i : i + 1])[output]).reshape(-1)[0]) for i in range(len(images))])
+    score = compiled.outputs[-1]
+    return np.array([float(np.asarray(compiled(images[i : i + 1])[score]).reshape(-1)[0]) for i in range(len(images))])
 
 
 @dataclass
