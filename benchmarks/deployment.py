@@ -225,7 +225,8 @@ def layer_search(detector: str, work: Path, exports: dict[str, Path], *, reuse: 
 
 def _save_exports(saved: Path, exports: dict[str, Path], full_resolution: bool) -> None:  # noqa: FBT001
     """What ``--reuse`` reads back: the exports' paths and whether the model takes any image size."""
-    saved.write_text(json.dumps({"exports": {k: str(v) for k, v in exports.items()}, "full_resolution": full_resolution}))
+    paths = {name: str(path) for name, path in exports.items()}
+    saved.write_text(json.dumps({"exports": paths, "full_resolution": full_resolution}))
 
 
 def _validation_arrays(detector: str, work: Path) -> Any:  # noqa: ANN401

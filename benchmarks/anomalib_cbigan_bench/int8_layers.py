@@ -81,8 +81,9 @@ def raw_score(model: Any) -> Any:  # noqa: ANN401
             continue
         seen.add(node.get_friendly_name())
         inputs = list(node.input_values())
-        if node.get_type_name() == "Greater" and any(value.get_node().get_type_name() == "Constant" for value in inputs):
-            return next(value for value in inputs if value.get_node().get_type_name() != "Constant")
+        constant = [value.get_node().get_type_name() == "Constant" for value in inputs]
+        if node.get_type_name() == "Greater" and any(constant):
+            return next(value for value, is_constant in zip(inputs, constant, strict=True) if not is_constant)
         pending += [value.get_node() for value in inputs]
     return result.input_value(0)
 
@@ -140,7 +141,8 @@ def search(
     # NNCF moves quantisers to the neighbours of operations kept in FP32: gather them all, so that keeping every
     # one of them in FP32 leaves no quantiser at all.
     types: dict[str, str] = {}
-    while found := {name: kind for name, kind in quantized_operations(quantize(fp32, validation.images, list(types))).items()
+    while found := {name: kind
+                    for name, kind in quantized_operations(quantize(fp32, validation.images, list(types))).items()
                     if name not in types}:  # fmt: skip
         types |= found
     operations = list(types)
@@ -158,7 +160,8 @@ def search(
     order = [row["operation"] for row in sorted(sensitivity, key=lambda row: row["val_rank_correlation"])]
 
     steps, chosen = [], None
-    counts = sorted({0, len(operations)} | {2**i for i in range(len(operations).bit_length()) if 2**i < len(operations)})
+    total = len(operations)
+    counts = sorted({0, total} | {2**i for i in range(total.bit_length()) if 2**i < total})
     for count in counts:
         kept = order[:count]
         model = quantize(fp32, validation.images, kept)
@@ -168,7 +171,8 @@ def search(
         steps.append({"fp32_operations": count, "of_quantized": len(operations),
                       "val_image_AUROC": round(val_auroc, 4), "val_fp32_image_AUROC": round(fp32_auroc, 4),
                       "val_rank_correlation": round(val_rank, 4), "keeps_detector_on_val": keeps,
-                      "test_image_AUROC": round(test_auroc, 4), "test_rank_correlation": round(test_rank, 4)})  # fmt: skip
+                      "test_image_AUROC": round(test_auroc, 4),
+                      "test_rank_correlation": round(test_rank, 4)})  # fmt: skip
         print(f"int8 layer search: {steps[-1]}", flush=True)
         if keeps:
             chosen = kept

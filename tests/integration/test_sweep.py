@@ -62,6 +62,9 @@ def every_model_and_ganomaly(args_for: Callable[[str], dict]) -> list[dict]:
     return [{"class_path": name, "init_args": args_for(name)} for name in list_models()] + [GANOMALY_64]
 
 
+# Slow (about 75 s): every model through two worker processes. The default suite keeps the harness's single-worker
+# runs, a rerun that skips finished jobs (the failing-job test) and anomalib's benchmark CLI on our models.
+@pytest.mark.slow
 def test_two_cpu_workers_run_every_model_and_a_rerun_skips_finished_jobs(
     tmp_path: Path, mvtec_root: Path, capfd: pytest.CaptureFixture[str], fast_args_by_name: Callable[[str], dict]
 ) -> None:

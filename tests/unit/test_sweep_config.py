@@ -17,6 +17,7 @@ from anomalib_cbigan_bench.data_roots import expand_all
 
 SWEEPS = Path(__file__).resolve().parents[2] / "benchmarks" / "sweeps"
 RESULTS = SWEEPS.parent / "results" / "sweeps"
+SLOW_TO_BUILD = {"grid_choices", "embedded_textures"}
 
 
 def load(path: Path) -> dict:
@@ -25,9 +26,11 @@ def load(path: Path) -> dict:
 
 @pytest.mark.parametrize(
     "path",
-    # The GPU sweeps: slow (anomalib's own models take seconds each for jsonargparse to build); their settings are
-    # checked against the recipes below in the default suite.
-    [pytest.param(path, id=path.stem, marks=[pytest.mark.slow] if path.stem.endswith("_gpu") else [])
+    # Slow: the GPU sweeps (anomalib's own models take seconds each for jsonargparse to build; their settings are
+    # checked against the recipes below in the default suite) and the two finished CPU sweeps that build the most
+    # of anomalib's models (about 20 s each), whose entries pin every setting they ran with.
+    [pytest.param(path, id=path.stem,
+                  marks=[pytest.mark.slow] if path.stem in SLOW_TO_BUILD or path.stem.endswith("_gpu") else [])
      for path in sorted(SWEEPS.glob("*.yaml"))],
 )  # fmt: skip
 def test_every_shipped_sweep_builds_all_its_models_and_datamodules(path: Path, tmp_path: Path) -> None:

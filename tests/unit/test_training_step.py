@@ -273,8 +273,8 @@ def test_fused_adam_makes_the_same_updates() -> None:
     for betas in ((0.0, 0.1), (0.0, 0.9)):
         weights = [torch.randn(16, 8, 3, 3), torch.randn(16)]
         fused, plain = ([w.clone().requires_grad_(True) for w in weights] for _ in range(2))
-        optimizers = [adam(params, fused=flag, lr=1e-3, betas=betas, eps=1e-7) for params, flag in ((fused, True),
-                                                                                                   (plain, False))]  # fmt: skip
+        optimizers = [adam(params, fused=flag, lr=1e-3, betas=betas, eps=1e-7)
+                      for params, flag in ((fused, True), (plain, False))]
         for _ in range(20):
             gradients = [torch.randn_like(w) for w in weights]
             for params, optimizer in zip((fused, plain), optimizers, strict=True):

@@ -34,7 +34,9 @@ def frozen(module: nn.Module) -> Iterator[None]:
             parameter.requires_grad_(flag)
 
 
-def joint_call(network: nn.Module, first: Sequence[torch.Tensor], second: Sequence[torch.Tensor]) -> tuple[Any, Any]:
+def joint_call(
+    network: nn.Module, first: Sequence[torch.Tensor], second: Sequence[torch.Tensor]
+) -> tuple[Any, Any]:
     """``network(*first), network(*second)``, computed as one call on the inputs concatenated along the batch.
 
     The same numbers (to float32 rounding) for a network whose samples do not interact, as none of this package's
