@@ -255,6 +255,11 @@ def batches_per_cycle(name: str, args: argparse.Namespace) -> int:
     return (args.critic_steps if args.critic_steps is not None else RECIPES[name][0]["critic_steps"]) + 1
 
 
+def whole_cycles(batches: int, cycle: int) -> int:
+    """``batches`` rounded down to whole D/E-G cycles, at least one cycle."""
+    return max(cycle, batches // cycle * cycle)
+
+
 def build(name: str, path: str, args: argparse.Namespace, batches: int) -> tuple[Any, Any, int]:
     """The model (its recipe's settings on ``path``) and the data for ``batches`` batches; ``(model, data, batch
     size)``."""
@@ -281,7 +286,7 @@ def profile(name: str, path: str, args: argparse.Namespace) -> tuple[dict[str, A
     cycle = batches_per_cycle(name, args)
     warmup = 2 * cycle
     model, data, _ = build(name, path, args, warmup + args.batches)
-    profiled = ProfiledBatches(warmup, max(cycle, args.batches // cycle * cycle))
+    profiled = ProfiledBatches(warmup, whole_cycles(args.batches, cycle))
     with TemporaryDirectory() as work_dir:
         Engine(max_steps=-1, max_epochs=-1, check_val_every_n_epoch=10**6, logger=False, callbacks=[profiled],
                default_root_dir=work_dir, enable_progress_bar=False).fit(model, datamodule=data)  # fmt: skip
@@ -294,7 +299,7 @@ def measure(name: str, path: str, args: argparse.Namespace) -> dict[str, Any]:
     protocol, cycle = RECIPES[name][3], batches_per_cycle(name, args)
     counted = cycle
     warmup = counted + 1
-    timed = max(cycle, args.batches // cycle * cycle)
+    timed = whole_cycles(args.batches, cycle)
     model, data, batch_size = build(name, path, args, warmup + timed)
     in_memory = PATHS[path][0]
     timer = StepTimer(warmup, counted, timed)
