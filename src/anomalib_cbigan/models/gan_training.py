@@ -35,9 +35,10 @@ def frozen(module: nn.Module) -> Iterator[None]:
 
 
 def joint_call(
-    network: nn.Module, first: Sequence[torch.Tensor], second: Sequence[torch.Tensor]
+    network: nn.Module, first: Sequence[torch.Tensor], second: Sequence[torch.Tensor], *, joint: bool = True
 ) -> tuple[Any, Any]:
-    """``network(*first), network(*second)``, computed as one call on the inputs concatenated along the batch.
+    """``network(*first), network(*second)``, computed as one call on the inputs concatenated along the batch
+    (``joint=False``: as two calls, the models' ``fused_steps=False``).
 
     The same numbers (to float32 rounding) for a network whose samples do not interact, as none of this package's
     BiGAN networks do (no batch statistics, no dropout); half the operator calls, each on twice the batch: what the
@@ -52,6 +53,8 @@ def joint_call(
         >>> torch.allclose(out_a, layer(a)) and torch.allclose(out_b, layer(b))
         True
     """
+    if not joint:
+        return network(*first), network(*second)
     size = len(first[0])
     output = network(*(torch.cat(pair) for pair in zip(first, second, strict=True)))
     if isinstance(output, torch.Tensor):

@@ -280,15 +280,9 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
         if self.alpha == 0:  # EGBAD: no cycle, no G(E(x))
             generated, cycle = model.generator(prior), None
         else:
-            if self.fused_steps:
-                generated, reconstructed = joint_call(model.generator, (prior,), (encoded,))
-            else:
-                generated, reconstructed = model.generator(prior), model.generator(encoded)
+            generated, reconstructed = joint_call(model.generator, (prior,), (encoded,), joint=self.fused_steps)
             cycle = (images, reconstructed, prior, model.encoder(generated))
-        if self.fused_steps:
-            real, fake = joint_call(model.critic, (images, encoded), (generated, prior))
-        else:
-            real, fake = model.critic(images, encoded), model.critic(generated, prior)
+        real, fake = joint_call(model.critic, (images, encoded), (generated, prior), joint=self.fused_steps)
         return self.generator_loss(real.score, fake.score, cycle)
 
     def _critic_loss(self, images: torch.Tensor, prior: torch.Tensor) -> LossAndLogs:

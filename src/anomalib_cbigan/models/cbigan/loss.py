@@ -119,7 +119,7 @@ class CriticLoss(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(total loss, gradient penalty)`` for real ``(x, E(x))`` and fake ``(G(z), z)`` pairs; ``joint``:
         the critic scores both pairs in one call (:func:`~anomalib_cbigan.models.gan_training.joint_call`)."""
-        real_output, fake_output = joint_call(critic, real, fake) if joint else (critic(*real), critic(*fake))
+        real_output, fake_output = joint_call(critic, real, fake, joint=joint)
         adversarial = critic_adversarial_loss(real_output.score, fake_output.score)
         if not self.gp_weight:
             return adversarial, adversarial.new_zeros(())

@@ -218,20 +218,14 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
         model = self.model
         with torch.no_grad():
             encoded, generated = model.encoder(patches), model.generator(prior)
-        if self.fused_steps:
-            return critic_loss(*joint_call(model.critic, (patches, encoded), (generated, prior)))
-        return critic_loss(model.critic(patches, encoded), model.critic(generated, prior))
+        return critic_loss(*joint_call(model.critic, (patches, encoded), (generated, prior), joint=self.fused_steps))
 
     def _generator_loss(self, patches: torch.Tensor, prior: torch.Tensor) -> LossAndLogs:
         """G's and E's least-squares losses, E's with the reconstruction penalty; the reconstruction error to log."""
         model = self.model
         encoded = model.encoder(patches)
-        if self.fused_steps:
-            reconstruction, generated = joint_call(model.generator, (encoded,), (prior,))
-            real, fake = joint_call(model.critic, (patches, encoded), (generated, prior))
-        else:
-            reconstruction, generated = model.generator(encoded), model.generator(prior)
-            real, fake = model.critic(patches, encoded), model.critic(generated, prior)
+        reconstruction, generated = joint_call(model.generator, (encoded,), (prior,), joint=self.fused_steps)
+        real, fake = joint_call(model.critic, (patches, encoded), (generated, prior), joint=self.fused_steps)
         loss = generator_loss(fake) + encoder_loss(real, patches, reconstruction, self.reconstruction_weight)
         return loss, {"reconstruction_l1": (patches - reconstruction).abs().mean()}
 
