@@ -115,10 +115,12 @@ def _dataset_label(frame: pd.DataFrame, index: Any) -> str:
 
 
 def _variant_label(frame: pd.DataFrame, index: Any) -> str:
-    """The class, plus the arguments that differ between its rows of the same kind (trained or untrained)."""
+    """The class, plus the arguments that differ between its rows of the same kind (trained or untrained) on the
+    same dataset: an argument set per dataset (grid's crops, bottle's none) makes no variant."""
     cls = frame.at[index, "model_class"]
     untrained = bool(frame.at[index, "untrained"])
-    peers = frame[(frame["model_class"] == cls) & (frame["untrained"] == untrained)]
+    same_kind = (frame["model_class"] == cls) & (frame["untrained"] == untrained)
+    peers = frame[same_kind & (frame["category"] == frame.at[index, "category"])]
     prefixes = ("model.init_args.",) if untrained else VARIANT_PREFIXES  # an untrained job has no training arguments
     parts = []
     for column in frame.columns:

@@ -66,6 +66,16 @@ def test_a_model_entrys_data_arguments_name_its_variants_but_the_dataset_does_no
     assert list(frame["category"]) == ["grid", "grid", "grid (brightness 0.45)", "grid (brightness 0.45)"]
 
 
+def test_arguments_set_per_dataset_name_no_variant() -> None:
+    frame = tidy(pd.DataFrame({
+        "model.class_path": ["Cbigan"] * 4,
+        "model.init_args.fused_steps": [False, True, False, True],
+        "model.init_args.tile_images": [False, False, True, True],  # grid's entries tile, bottle's do not
+        "data.init_args.category": ["bottle", "bottle", "grid", "grid"],
+    }))  # fmt: skip
+    assert list(frame["model"]) == ["Cbigan (fused_steps=False)", "Cbigan (fused_steps=True)"] * 2
+
+
 def test_length_table_orders_a_models_lengths_by_trained_steps_and_skips_models_of_one_length() -> None:
     frame = tidy(pd.DataFrame({
         "model.class_path": ["Cbigan", "Cbigan", "Cbigan", "Ganomaly"],
