@@ -10,8 +10,8 @@ same weights and batch; no optimiser step, so every timed step starts from the s
   backward computes the weight gradients with the convolution's own weight-gradient kernel, where PyTorch's
   (``_convolution_double_backward``) runs them as a convolution of the batch with itself;
 * ``penalty conv: unfold + matmul``: the same with those weight gradients as a product of unfolded patches;
-* ``torch.compile``: E, G and the critic compiled (``nn.Module.compile``); the time to compile is reported apart,
-  an error in its row where a step cannot run compiled.
+* ``torch.compile``: E, G and the critic compiled (``nn.Module.compile``); ``first call s`` includes compiling,
+  and a step that cannot run compiled has its error in its row.
 
 ``max rel grad diff``: the largest difference of any parameter's gradient from ``channels_last``'s, relative to
 that tensor's largest reference gradient: the variants compute the same numbers to float32 rounding or are not
@@ -252,7 +252,9 @@ def measure(image_size: int, batch: int, args: argparse.Namespace) -> list[dict[
             row["first_call_s"] = round(time.perf_counter() - start, 2)
             if "error" in row:
                 continue
-            grads = reference_grads.setdefault(step, gradients(module)) if variant == VARIANTS[0] else gradients(module)
+            grads = gradients(module)
+            if variant == VARIANTS[0]:
+                reference_grads[step] = grads
             row["max_rel_grad_diff"] = f"{max_relative_difference(grads, reference_grads[step]):.1e}"
             runs.append((row, run))
     times: dict[int, list[float]] = {id(row): [] for row, _ in runs}
