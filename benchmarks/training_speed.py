@@ -28,6 +28,7 @@ images/s``), scaled from this machine's cores to ``--gpu-host-cores``.
 Usage:
     python benchmarks/training_speed.py                       # all models, all paths (about 20 min, 2 cores)
     python benchmarks/training_speed.py --models Cbigan --batches 12
+    python benchmarks/training_speed.py --models Cbigan --rounds 3  # each path 3 times, in turn; the medians
     # the embedded-texture sweeps' setting: 64 px, batch 16, no augmentation, anomalib's loader in-process
     python benchmarks/training_speed.py --root ~/.cache/anomalib_cbigan/textures --category brick --image-size 64 \
         --batch-size 16 --no-augmentation --workers 0 --paths anomalib "in-memory channels_last" --output ...
@@ -49,6 +50,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import statistics
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -356,6 +358,21 @@ def measure(name: str, path: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def median_row(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One path's row from its rounds: the median of every numeric figure, the first round's other fields.
+
+    Example:
+        >>> median_row([{"path": "a", "images/s": 10.0}, {"path": "a", "images/s": 14.0},
+        ...             {"path": "a", "images/s": 11.0}])
+        {'path': 'a', 'images/s': 11.0, 'rounds': 3}
+    """
+    row = dict(rounds[0])
+    for key, value in row.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            row[key] = type(value)(statistics.median(r[key] for r in rounds))
+    return row | {"rounds": len(rounds)}
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     """Measure, print and write the tables; return the rows."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -372,6 +389,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--launch-us", type=float, default=10.0, help="GPU time assumed per operator call (us)")
     parser.add_argument("--gpu-host-cores", type=int, default=16, help="CPU cores of the GPU machine's loader")
     parser.add_argument("--critic-steps", type=int, default=None, help="instead of the recipes' (CBiGAN, EGBAD)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every path this many times, every other round in reverse order, and report "
+                             "each figure's median: a short run on a shared machine moves from run to run")  # fmt: skip
     parser.add_argument("--profile", action="store_true",
                         help="also profile each model and path (torch.profiler): OUTPUT_profile.{csv,md}")  # fmt: skip
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "training_speed")
@@ -382,10 +402,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     print(peaks, flush=True)
     rows, profiles, operators = [], [], []
     for name in args.models:
+        measured: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for round_index in range(args.rounds):  # every other round in reverse: no path always runs first
+            for path in args.paths if round_index % 2 == 0 else args.paths[::-1]:
+                measured[path].append(measure(name, path, args))
+                print(measured[path][-1], flush=True)
         for path in args.paths:
-            rows.append(measure(name, path, args))
+            rows.append(median_row(measured[path]))
             rows[-1] |= {f"% of {peak}": round(100 * rows[-1]["GFLOP/s"] / rate, 1) for peak, rate in peaks.items()}
-            print(rows[-1], flush=True)
             if args.profile:
                 summary, top = profile(name, path, args)
                 profiles.append(summary)
