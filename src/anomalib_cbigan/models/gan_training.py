@@ -41,8 +41,9 @@ def joint_call(
     (``joint=False``: as two calls, the models' ``fused_steps=False``).
 
     The same numbers (to float32 rounding) for a network whose samples do not interact, as none of this package's
-    BiGAN networks do (no batch statistics, no dropout); half the operator calls, each on twice the batch: what the
-    small networks' speed is bound by. Outputs may be tensors or named tuples of tensors.
+    BiGAN networks do (no batch statistics, no dropout); half the operator calls, each on twice the batch (on a GPU,
+    half the kernel launches; docs/training.md measures it on a CPU). Outputs may be tensors or named tuples of
+    tensors.
 
     Example:
         >>> import torch
