@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -31,3 +33,18 @@ def venv_importing_from(venv: Path, packages: Path) -> Path:
 def make_venv() -> Callable[[Path, Path], Path]:
     """:func:`venv_importing_from`, for the tests that install or run something away from this environment."""
     return venv_importing_from
+
+
+def load_benchmark_script(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` imported as a module (the scripts are not a package)."""
+    path = Path(__file__).parents[2] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def benchmark_script() -> Callable[[str], ModuleType]:
+    """:func:`load_benchmark_script`, for the tests of the benchmark scripts."""
+    return load_benchmark_script

@@ -9,6 +9,7 @@ import sys
 from argparse import Namespace
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pandas as pd
 import pytest
@@ -212,12 +213,16 @@ def test_dry_run_checks_every_jobs_data_and_trains_nothing(
 
 
 def test_smoke_mode_passthrough_options_and_untrained_jobs(
-    tmp_path: Path, mvtec_root: Path, fast_args_by_name: Callable[[str], dict], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    mvtec_root: Path,
+    fast_args_by_name: Callable[[str], dict],
+    capsys: pytest.CaptureFixture[str],
+    benchmark_script: Callable[[str], ModuleType],
 ) -> None:
     """One run of the script: smoke mode cuts a long training to 2 steps in its own folder, options after `--`
     reach the models and the trainer, an untrained entry is validated and tested only, and the report shows
     both with their figures."""
-    run_sweep = _load_script("run_sweep")
+    run_sweep = benchmark_script("run_sweep")
     args = fast_args_by_name("Cbigan")
     trained = {"class_path": "Cbigan", "init_args": args, "trainer": {"max_epochs": 500}}  # far too long but for smoke
     untrained = {"class_path": "Cbigan", "init_args": args, "untrained": True}
@@ -242,16 +247,6 @@ def test_smoke_mode_passthrough_options_and_untrained_jobs(
 
     assert run_sweep.main(["--config", str(config), "--", "--model.init_args.no_such_argument", "1"]) == 2
     assert "no model of this sweep takes 'no_such_argument'" in capsys.readouterr().err
-
-
-def _load_script(name: str) -> object:
-    import importlib.util
-
-    path = Path(__file__).parents[2] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_settings_are_chosen_on_validation_and_the_brightness_shortcut_is_flagged(

@@ -3,36 +3,24 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
 
-
-def load_script() -> ModuleType:
-    sys.path.insert(0, str(BENCHMARKS))  # the script imports the harness package from beside it
-    try:
-        spec = importlib.util.spec_from_file_location("training_speed", BENCHMARKS / "training_speed.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return module
-
-
-def test_a_paths_rounds_give_one_row_of_medians() -> None:
+def test_a_paths_rounds_give_one_row_of_medians(benchmark_script: Callable[[str], ModuleType]) -> None:
     rounds = [{"path": "p", "images/s": 10.0, "ops/batch": 1000, "loader images/s": ""},
               {"path": "p", "images/s": 14.0, "ops/batch": 1002, "loader images/s": ""},
               {"path": "p", "images/s": 11.5, "ops/batch": 1001, "loader images/s": ""}]  # fmt: skip
-    assert load_script().median_row(rounds) == {
+    assert benchmark_script("training_speed").median_row(rounds) == {
         "path": "p", "images/s": 11.5, "ops/batch": 1001, "loader images/s": "", "rounds": 3}  # fmt: skip
 
 
-def test_training_speed_measures_both_paths_and_writes_its_tables(mvtec_root: Path, tmp_path: Path) -> None:
+def test_training_speed_measures_both_paths_and_writes_its_tables(
+    mvtec_root: Path, tmp_path: Path, benchmark_script: Callable[[str], ModuleType]
+) -> None:
     paths = ["anomalib", "in-memory channels_last", "in-memory channels_last fused"]
-    rows = load_script().main([
+    rows = benchmark_script("training_speed").main([
         "--root", str(mvtec_root), "--category", "brick", "--models", "Cbigan", "--paths", *paths,
         "--image-size", "64", "--batch-size", "4", "--batches", "6", "--workers", "0", "--profile",
         "--output", str(tmp_path / "speed"),
