@@ -18,7 +18,11 @@ def test_penalty_conv_variants_give_the_models_gradients_and_write_their_table(
     assert [(row["variant"], row["step"]) for row in rows] == [(v, s) for v in variants for s in ("critic", "E/G")]
     for row in rows:
         assert "error" not in row and row["ms"] > 0
-        # the double backward rewritten by hand: the same weight gradients as PyTorch's, to float32 rounding
-        assert float(row["max_rel_grad_diff"]) < 1e-4, row
+        # Every variant (the double backward rewritten by hand among them) gives the step's float64 gradients to
+        # float32 rounding: the worst tensor's ||g - g64|| / max(||g64||, 1 % of the largest), measured on an AMD
+        # EPYC under oneDNN's AVX2, AVX512_CORE, AVX512_CORE_BF16 and default kernels at 64 and 128 px, spans
+        # 1.9e-6 to 1.9e-5 (the worst: NCHW's AVX-512 critic step). A wrong term of the penalty's second
+        # derivative moves a critic gradient by a large fraction of itself.
+        assert float(row["grad_error_vs_float64"]) < 1e-4, row
     with (tmp_path / "variants.csv").open() as handle:
         assert len(list(csv.DictReader(handle))) == len(rows)

@@ -76,7 +76,9 @@ def gradient_penalty(
     """
     check_penalty_pairing(pairing)
     batch = real_images.shape[0]
-    eps = torch.rand(batch, 1, device=real_images.device, dtype=real_images.dtype)
+    # drawn in float32 whatever the precision, so that a float64 run interpolates the same points (the tests'
+    # float64 references of the float32 steps)
+    eps = torch.rand(batch, 1, device=real_images.device).to(real_images.dtype)
     image_eps = eps.view(batch, 1, 1, 1)
     mixed_images = (image_eps * real_images + (1 - image_eps) * fake_images).detach()
     if pairing == "official":
