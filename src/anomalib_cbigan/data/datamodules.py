@@ -13,13 +13,14 @@ from typing import Any
 from anomalib.data import MVTecAD
 from anomalib.data.utils import ValSplitMode
 from anomalib.data.utils.split import random_split
+from anomalib.utils.attrs import get_nested_attr
 
 from anomalib_cbigan.registry import register_datamodule
 
 from .brightness import with_standardized_brightness
 from .synthetic_defects import SyntheticDefectsDataset
 from .texture_anomalies import CATEGORIES, build_texture_dataset, default_root, is_current
-from .tree_checks import check_mvtec_tree
+from .tree_checks import check_batches_stack, check_mvtec_tree
 
 
 @register_datamodule
@@ -66,6 +67,14 @@ class LocalMVTecAD(MVTecAD):
     def prepare_data(self) -> None:
         """Check the tree (see :func:`~anomalib_cbigan.data.tree_checks.check_mvtec_tree`)."""
         check_mvtec_tree(self.root, self.category, require_rgb=self.require_rgb)
+
+    def setup(self, stage: str | None = None) -> None:
+        """anomalib's set-up; then, where a trainer's model will batch the images, check that they can be batched
+        (:func:`~anomalib_cbigan.data.tree_checks.check_batches_stack`), for any model."""
+        super().setup(stage)
+        model = get_nested_attr(self, "trainer.model", None)
+        if model is not None:
+            check_batches_stack(self, type(model).__name__)
 
     def _create_val_split(self) -> None:
         """anomalib's split, except that ``synthetic_anomalies="defects"`` paints defects instead of Perlin noise."""

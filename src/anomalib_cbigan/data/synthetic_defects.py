@@ -48,33 +48,59 @@ def _resized(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out.permute(1, 2, 0).numpy() if array.ndim == 3 else out[0].numpy()  # noqa: PLR2004
 
 
+def _with_channels(array: np.ndarray, channels: int) -> np.ndarray:
+    """(H, W, C') as (H, W, ``channels``): grey averaged from colour, or repeated into it; an alpha channel added
+    opaque or dropped."""
+    have = array.shape[-1]
+    if have == channels:
+        return array
+    if channels == 1:
+        return array[..., :3].mean(axis=-1, keepdims=True)
+    if have == 1:
+        return np.repeat(array, channels, axis=-1)
+    if have > channels:
+        return array[..., :channels]
+    return np.concatenate([array, np.ones((*array.shape[:2], channels - have), dtype=array.dtype)], axis=-1)
+
+
 def paint_defect(
     image: np.ndarray, rng: np.random.Generator, other: np.ndarray, kind: str | None = None
 ) -> tuple[np.ndarray, np.ndarray, str]:
-    """``image`` (H, W, 3 floats in [0, 1]) with one defect, its boolean mask and the defect's kind.
+    """``image`` with one defect, its boolean mask and the defect's kind.
 
-    The defect is drawn at the embedded generator's 192-px scale on a copy of a random window, and only the change
-    it made is scaled back into the window, so pixels away from the defect keep their values.
+    ``image`` and the cut-and-paste donor ``other`` are float arrays in [0, 1], (H, W) or (H, W, C), of any sizes
+    and channel counts (the donor is brought to the image's channels). The defect is drawn at the embedded
+    generator's 192-px scale on a copy of a random window (square, the window fraction of the shorter side; the
+    whole shorter side of an image under 8 px), and only the change it made is scaled back into the window and
+    kept where its mask is: every pixel outside the mask keeps its value.
     """
-    height, width = image.shape[:2]
-    side = max(8, round(WINDOW_FRACTION * min(height, width)))
+    flat = image.ndim == 2  # noqa: PLR2004
+    image = image[..., None] if flat else image
+    height, width, channels = image.shape
+    side = min(height, width, max(8, round(WINDOW_FRACTION * min(height, width))))
     top, left = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
     window = image[top : top + side, left : left + side]
     small = _resized(window, (CROP, CROP))
-    scale = CROP / side  # the donor of a cut-and-paste at the window's scale, so its texture matches in size
-    other_small = _resized(other, (max(CROP, round(other.shape[0] * scale)), max(CROP, round(other.shape[1] * scale))))
+    # The donor: a window of the same size (or all of it, where smaller) brought to the same scale, so its texture
+    # matches in size; stretched to 192 px where it is smaller than the window.
+    donor = other[..., None] if other.ndim == 2 else other  # noqa: PLR2004
+    donor_h, donor_w = min(side, donor.shape[0]), min(side, donor.shape[1])
+    donor_top = int(rng.integers(0, donor.shape[0] - donor_h + 1))
+    donor_left = int(rng.integers(0, donor.shape[1] - donor_w + 1))
+    donor = donor[donor_top : donor_top + donor_h, donor_left : donor_left + donor_w]
+    donor = _with_channels(_resized(donor, (CROP, CROP)), channels)
     kind = kind or str(rng.choice(list(_DEFECTS)))
-    painted, mask = _DEFECTS[kind](small, rng, other_small)
-    delta = _resized(painted - small, (side, side))
+    painted, mask = _DEFECTS[kind](small, rng, donor)
+    painted_window = np.clip(window + _resized(painted - small, (side, side)), 0, 1)
     window_mask = _resized(mask.astype(np.float32), (side, side)) > 0.5  # noqa: PLR2004
+    if not window_mask.any():  # a defect thinner than a pixel at this scale: where it changed the window most
+        changed = np.abs(painted_window - window).max(axis=-1)
+        window_mask = changed >= changed.max() * 0.5
     out = image.copy()
-    out[top : top + side, left : left + side] = np.clip(window + delta, 0, 1)
+    out[top : top + side, left : left + side] = np.where(window_mask[..., None], painted_window, window)
     full_mask = np.zeros((height, width), dtype=bool)
     full_mask[top : top + side, left : left + side] = window_mask
-    if not full_mask.any():  # a defect thinner than a pixel at this scale: mark where it changed the image most
-        changed = np.abs(out - image).max(axis=-1)
-        full_mask = changed >= changed.max() * 0.5
-    return out, full_mask, kind
+    return (out[..., 0] if flat else out), full_mask, kind
 
 
 def _read(path: str) -> tuple[np.ndarray, bool]:

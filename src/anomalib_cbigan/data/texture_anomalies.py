@@ -67,10 +67,10 @@ def _crop(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(crop)
 
 
-def _random_colour(rng: np.random.Generator) -> np.ndarray:
+def _random_colour(rng: np.random.Generator, channels: int = 3) -> np.ndarray:
     if rng.random() < 0.5:  # noqa: PLR2004  # an intensity change...
-        return np.full(3, rng.choice([0.05, 0.95]), dtype=np.float32)
-    return rng.uniform(0, 1, 3).astype(np.float32)  # ...or a colour
+        return np.full(channels, rng.choice([0.05, 0.95]), dtype=np.float32)
+    return rng.uniform(0, 1, channels).astype(np.float32)  # ...or a colour
 
 
 def _scratch(image: np.ndarray, rng: np.random.Generator, _other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,7 +85,7 @@ def _scratch(image: np.ndarray, rng: np.random.Generator, _other: np.ndarray) ->
     for _ in range(int(rng.integers(1, 3))):  # thickness 3-5 px
         mask |= np.roll(mask, 1, axis=0) | np.roll(mask, 1, axis=1)
     out = image.copy()
-    out[mask] = _random_colour(rng)
+    out[mask] = _random_colour(rng, image.shape[-1])
     return out, mask
 
 
@@ -105,14 +105,15 @@ def _stain(image: np.ndarray, rng: np.random.Generator, _other: np.ndarray) -> t
     centre = rng.uniform(40, CROP - 40, 2)
     sigma = rng.uniform(10, 20)
     weight = np.exp(-((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2) / (2 * sigma**2)).astype(np.float32)
-    colour = _random_colour(rng)
+    colour = _random_colour(rng, image.shape[-1])
     out = image * (1 - 0.8 * weight[..., None]) + 0.8 * weight[..., None] * colour
     return out, weight > 0.3  # noqa: PLR2004
 
 
 def _cut_paste(image: np.ndarray, rng: np.random.Generator, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A square of ``other`` (at least 52 px a side, the channels of ``image``), rotated, pasted into ``image``."""
     size = int(rng.integers(28, 52))
-    src_r, src_c = rng.integers(0, other.shape[0] - size, 2)
+    src_r, src_c = rng.integers(0, np.array(other.shape[:2]) - size)
     patch = np.rot90(other[src_r : src_r + size, src_c : src_c + size], k=int(rng.integers(0, 4)))
     dst_r, dst_c = rng.integers(10, CROP - size - 10, 2)
     out = image.copy()

@@ -17,12 +17,18 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+from anomalib.data.transforms.utils import extract_transforms_by_type
 from PIL import Image, UnidentifiedImageError
+from torchvision.transforms.v2 import CenterCrop, RandomCrop, RandomResizedCrop, Resize
 
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".PNG")
 _MAX_LISTED = 10
+# A datamodule's subsets, named as a user reads them.
+SUBSETS = {"train_data": "training", "val_data": "validation", "test_data": "test"}
+# Transforms that give every image of a batch one size (anomalib adds the model's Resize to each subset's).
+_SIZE_SETTING = (Resize, CenterCrop, RandomCrop, RandomResizedCrop)
 # Longer side over shorter side beyond which an image is a mistake, not data: squashed to a square model input
 # it would be unrecognisable (MVTec AD images are square; wide industrial line scans should be tiled first).
 MAX_ASPECT_RATIO = 8.0
@@ -175,3 +181,42 @@ def check_mvtec_tree(root: Path | str, category: str, *, require_rgb: bool = Fal
     if converted:
         kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(converted.items()))
         logger.info("%s: %s image(s) are converted to RGB as anomalib reads them (alpha dropped)", folder, kinds)
+
+
+def check_batches_stack(datamodule: object, model_name: str) -> None:
+    """Raise :class:`DatasetError` if a subset of ``datamodule`` (set up) batches images of different sizes.
+
+    A batch of more than one image is stacked into one tensor, so its images need one size: a subset whose
+    transforms (its augmentations, with the model's resize that anomalib adds to them) set no size and whose
+    images differ in size would stop at its first batch with torch's "Sizes of tensors must match". The image
+    headers are read, no pixel; the error says how to resize for the model class ``model_name``.
+    """
+    problems = []
+    for subset, role in SUBSETS.items():
+        dataset = getattr(datamodule, subset, None)
+        samples = getattr(dataset, "samples", None)
+        batch_size = getattr(datamodule, "train_batch_size" if subset == "train_data" else "eval_batch_size", 2)
+        if samples is None or "image_path" not in samples or batch_size <= 1:
+            continue
+        if extract_transforms_by_type(getattr(dataset, "augmentations", None), _SIZE_SETTING):
+            continue
+        by_size: dict[tuple[int, int], list[str]] = {}
+        for path in dict.fromkeys(samples["image_path"]):
+            with Image.open(path) as image:
+                by_size.setdefault((image.height, image.width), []).append(str(path))
+        if len(by_size) > 1:
+            common = sorted(by_size.items(), key=lambda item: -len(item[1]))
+            shown = ", ".join(f"{len(paths)} of {h}x{w} (e.g. {paths[0]})" for (h, w), paths in common[:3])
+            more = f" and {len(common) - 3} other sizes" if len(common) > 3 else ""  # noqa: PLR2004
+            problems.append(f"{role} images come in {len(by_size)} sizes: {shown}{more}")
+    if problems:
+        name = getattr(datamodule, "name", type(datamodule).__name__)
+        msg = (
+            f"The {name} data has images of different sizes, and nothing resizes them to one size before they are "
+            f"batched (nothing was trained):\n{listed(problems)}\nGive them one size: "
+            f"`{model_name}(pre_processor={model_name}.configure_pre_processor((H, W)))` resizes every image to H x W "
+            "(a tiled CBiGAN or EGBAD keeps its 64-px tiles, each side at least one tile); with `anomalib train`, the "
+            "same pre-processor in the model's config (the model's README: images of mixed sizes), or a Resize in "
+            "the datamodule's augmentations; or batches of one image (train_batch_size / eval_batch_size 1)."
+        )
+        raise DatasetError(msg)

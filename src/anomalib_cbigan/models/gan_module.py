@@ -38,7 +38,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torchvision.transforms.v2 import Compose, Normalize, Resize
 
-from anomalib_cbigan.data.tree_checks import DatasetError, listed, unreadable_images
+from anomalib_cbigan.data.tree_checks import SUBSETS, DatasetError, check_batches_stack, listed, unreadable_images
 from anomalib_cbigan.metrics import default_evaluator
 from anomalib_cbigan.models.gan_training import check_loss, frozen
 
@@ -49,7 +49,6 @@ RNG_STATES = "anomalib_cbigan_rng_states"
 TRAINING_PRECISIONS = ("32", "bf16-mixed")
 MODEL_CLASS = "anomalib_cbigan_model"
 _SHOWN = 3
-_SUBSETS = {"train_data": "training", "val_data": "validation", "test_data": "test"}
 # The two sides of every model's optimisers, in configure_optimizers' order: E and G (or G alone), then D.
 GENERATOR, CRITIC = "generator", "critic"
 LossAndLogs = torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]
@@ -111,7 +110,7 @@ def check_datamodule_images(datamodule: Any) -> None:  # noqa: ANN401
         >>> check_datamodule_images(None)  # no datamodule (plain dataloaders): nothing to check
     """
     roles: dict[str, str] = {}  # path -> "test image", ...; a file in several subsets is checked and named once
-    for subset, role in _SUBSETS.items():
+    for subset, role in SUBSETS.items():
         samples = getattr(getattr(datamodule, subset, None), "samples", None)
         if samples is None:
             continue
@@ -288,12 +287,15 @@ class OneClassGanMixin:
         return torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     def setup(self, stage: str) -> None:
-        """Apply the ``batch_size`` hyper-parameter to the datamodule before its loaders exist."""
+        """Apply the ``batch_size`` hyper-parameter to the datamodule before its loaders exist, and check that its
+        images can be batched (:func:`~anomalib_cbigan.data.tree_checks.check_batches_stack`)."""
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if stage == "fit" and self.batch_size is not None and datamodule is not None:
             if getattr(datamodule, "train_batch_size", self.batch_size) != self.batch_size:
                 logger.info("%s: training with batch_size=%d (model hyper-parameter)", self.name, self.batch_size)
             datamodule.train_batch_size = self.batch_size
+        if datamodule is not None:  # set up by now, with this model's resize in its subsets' augmentations
+            check_batches_stack(datamodule, type(self).__name__)
 
     def on_fit_start(self) -> None:
         """Check that every image and mask of the datamodule can be read, before the first step.

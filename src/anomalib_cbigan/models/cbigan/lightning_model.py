@@ -51,6 +51,29 @@ from .torch_model import CbiganModel
 KERAS_ADAM_EPSILON = 1e-7
 
 
+def check_tiles_fit(tile: tuple[int, int], image_size: tuple[int, int] | None) -> None:
+    """Raise a ``ValueError`` that says what to change if images resized to ``image_size`` (``None``: not
+    resized) are smaller than one ``tile`` on a side.
+
+    Example:
+        >>> check_tiles_fit((64, 64), (640, 256))  # any aspect ratio whose sides a tile fits
+        >>> check_tiles_fit((64, 64), (32, 256))
+        Traceback (most recent call last):
+        ...
+        ValueError: tile_images scores images tile by tile, and the pre-processor resizes them to 32x256, smaller than one 64x64 tile (input_size): resize to at least 64 px a side, or set input_size to a tile that fits (sides multiples of 32), or set tile_images=False to train and score whole 32x256 images.
+    """
+    if image_size is None or (image_size[0] >= tile[0] and image_size[1] >= tile[1]):
+        return
+    height, width = int(image_size[0]), int(image_size[1])
+    msg = (
+        f"tile_images scores images tile by tile, and the pre-processor resizes them to {height}x{width}, smaller "
+        f"than one {tile[0]}x{tile[1]} tile (input_size): resize to at least {max(tile)} px a side, or set "
+        f"input_size to a tile that fits (sides multiples of 32), or set tile_images=False to train and score "
+        f"whole {height}x{width} images."
+    )
+    raise ValueError(msg)
+
+
 class Cbigan(OneClassGanMixin, AnomalibModule):
     """CBiGAN Lightning module: hyper-parameters, optimisers and the alternating GAN steps.
 
@@ -62,7 +85,9 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
 
     Args:
         input_size (Sequence[int]): Height and width the networks are built for, and the default pre-processor
-            resizes to unless ``tile_images``. Defaults to ``(64, 64)`` (the paper: 128 for objects).
+            resizes to unless ``tile_images``; with ``tile_images``, the side of the training patches and scoring
+            tiles, whatever size a custom pre-processor resizes the images to. Defaults to ``(64, 64)`` (the
+            paper: 128 for objects).
         latent_dim (int): Latent size. Defaults to ``64``.
         alpha (float): Consistency weight in [0, 1]; ``0`` is EGBAD, ``1`` a double
             autoencoder. Defaults to ``0.1`` (the paper: 1e-4 for objects).
@@ -109,7 +134,9 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
         weight_average_every (int): Training batches (critic and E/G) between two updates of that average
             (official: 10). Defaults to ``1``.
         pre_processor (PreProcessor | bool): Pre-processor, or ``True`` for the default
-            (resize to ``input_size`` unless ``tile_images``, scale to [-1, 1]). Defaults to ``True``.
+            (resize to ``input_size`` unless ``tile_images``, scale to [-1, 1]). With ``tile_images``, its resize
+            sets the size of the images the tiles cover (``Cbigan.configure_pre_processor((512, 512))``: images of
+            mixed sizes brought to one); without, the size the networks are built for. Defaults to ``True``.
         post_processor (PostProcessor | bool): Defaults to ``True`` (anomalib's
             normalisation and thresholding, also inside exported models).
         evaluator (Evaluator | bool): Defaults to ``True`` (image and pixel AUROC and F1, pixel AUPR and
@@ -195,8 +222,11 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
             evaluator=evaluator,
             visualizer=visualizer,
         )
-        # A custom pre-processor decides the size the networks see.
-        size = self.input_size or tuple(input_size)
+        if tile_images:  # a pre-processor's resize sets the images' size; patches and tiles stay input_size
+            check_tiles_fit(tuple(input_size), self.input_size)
+            size = tuple(input_size)
+        else:  # a custom pre-processor decides the size the networks see
+            size = self.input_size or tuple(input_size)
         self.model = CbiganModel(
             input_size=(int(size[0]), int(size[1])),
             latent_dim=latent_dim,

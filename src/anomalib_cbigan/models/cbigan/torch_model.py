@@ -35,6 +35,7 @@ from anomalib.models.components.filters import GaussianBlur2d
 from torch import nn
 
 from anomalib_cbigan.models.gan_training import check_rgb_batch
+from anomalib_cbigan.models.tiling import EdgeAlignedTiler
 
 WIDTH_MULTIPLIERS = (1, 2, 3, 4, 8, 16)
 NUM_POOLINGS = len(WIDTH_MULTIPLIERS) - 1
@@ -317,7 +318,8 @@ class CbiganModel(nn.Module):
         anomaly_map_sigma (float): Gaussian smoothing of the map, in pixels. Defaults to ``4``.
         negative_slope (float): LeakyReLU slope. Defaults to ``0.2``.
         tile_images (bool): Score images larger than ``input_size`` as non-overlapping
-            ``input_size`` tiles (anomalib's ``Tiler``): the image score is the maximum tile
+            ``input_size`` tiles, the last on a side not a multiple of the tile ending at the edge
+            (:class:`~anomalib_cbigan.models.tiling.EdgeAlignedTiler`): the image score is the maximum tile
             score and the tile maps are stitched into one map (the paper's texture protocol).
             Defaults to ``False``. anomalib's ``TilerConfigurationCallback`` sets ``tiler`` too.
         init (str): Weight initialisation: ``"glorot_uniform"`` (Keras' default, the official code's, see
@@ -346,7 +348,7 @@ class CbiganModel(nn.Module):
             msg = f"init must be one of {INITIALISATIONS}, got {init!r}"
             raise ValueError(msg)
         self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.tiler: Tiler | None = Tiler(tile_size=self.input_size, stride=self.input_size) if tile_images else None
+        self.tiler: Tiler | None = EdgeAlignedTiler(self.input_size) if tile_images else None
         check_input_size(self.input_size)
         self.latent_dim = latent_dim
         self.lambda_ = lambda_
