@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,15 +13,30 @@ import torch
 from anomalib.data import MVTecAD, PredictDataset
 from anomalib.deploy import ExportType, OpenVINOInferencer, TorchInferencer
 from anomalib.engine import Engine
+from openvino import Core
 
 from anomalib_cbigan import Fcbigan, list_models, model_class
 
+# Absolute bounds on anomalib's normalised outputs, which lie in [0, 1] with the threshold at 0.5: relative to the
+# outputs' range, whatever the raw scores' scale. The exports run ONNX Runtime's and OpenVINO's kernels against
+# torch's oneDNN ones, each summing in its own order: float32 rounding of the networks, orders of magnitude below
+# these bounds on any kernel path (the raw outputs of a tiled CBiGAN agree to 2e-7 in norm:
+# tests/integration/test_mixed_sizes.py), which a wrong operator in an export would exceed.
 SCORE_TOLERANCE = 1e-4
 MAP_TOLERANCE = 1e-3
 FP32 = {"INFERENCE_PRECISION_HINT": "f32"}  # this CPU's OpenVINO default is bf16
 # Half precision (bf16 on this CPU; it has no fp16 arithmetic): a looser bound, no label/mask equality.
 HALF = {"INFERENCE_PRECISION_HINT": "bf16"}
 HALF_TOLERANCE = 0.05
+# oneDNN instruction sets without bf16 arithmetic: capped to one of them (the suite's second kernel path, AVX2),
+# OpenVINO's CPU plugin still reads bf16 in the processor's flags but has no bf16 kernel to compile.
+NO_BF16_ISAS = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI"}
+
+
+def _bf16_kernels() -> bool:
+    """Whether OpenVINO can run this CPU in bf16: the processor has it and oneDNN is not capped below it."""
+    capped = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in NO_BF16_ISAS
+    return not capped and "BF16" in Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +76,7 @@ def _inferencer_runner(inferencer: OpenVINOInferencer | TorchInferencer):
     return run
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", list_models())
 def test_exported_models_match_engine_predict(
     name: str,
@@ -88,8 +105,10 @@ def test_exported_models_match_engine_predict(
         "torch": _inferencer_runner(TorchInferencer(
             engine.export(model, ExportType.TORCH, export_root=export_root), device="cpu")),
     }  # fmt: skip
-    half = _inferencer_runner(OpenVINOInferencer(export_root / "weights" / "openvino" / "model.xml", device="CPU",
-                                                 config=HALF))  # fmt: skip
+    half = None
+    if _bf16_kernels():
+        half = _inferencer_runner(OpenVINOInferencer(export_root / "weights" / "openvino" / "model.xml",
+                                                     device="CPU", config=HALF))  # fmt: skip
     for index in range(len(reference.pred_score)):
         image = dataset[index].image  # as read from disk: the exported graph does its own scaling
         expected_map = reference.anomaly_map[index].reshape(-1).cpu()
@@ -105,9 +124,11 @@ def test_exported_models_match_engine_predict(
             _check_masks(
                 output["pred_mask"].reshape(-1), reference.pred_mask[index].reshape(-1), expected_map, threshold
             )
-        output = half(image.unsqueeze(0).cpu())
-        assert abs(float(output["pred_score"].reshape(-1)[0]) - float(reference.pred_score[index])) <= HALF_TOLERANCE
-        assert np.abs(output["anomaly_map"].reshape(-1) - expected_map.numpy()).max() <= HALF_TOLERANCE
+        if half is not None:
+            output = half(image.unsqueeze(0).cpu())
+            score = float(output["pred_score"].reshape(-1)[0])
+            assert abs(score - float(reference.pred_score[index])) <= HALF_TOLERANCE
+            assert np.abs(output["anomaly_map"].reshape(-1) - expected_map.numpy()).max() <= HALF_TOLERANCE
 
 
 def test_fcbigan_export_scores_images_of_any_size(mvtec_root: Path, tmp_path: Path) -> None:

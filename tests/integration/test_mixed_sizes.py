@@ -79,6 +79,18 @@ def test_images_no_one_resizes_stop_before_training_with_the_files_and_the_fix(
     assert int(model.batches_seen) == 0 and not list(tmp_path.rglob("*.ckpt"))
 
 
+def test_fcbigan_trains_and_scores_each_image_at_its_own_size_one_to_a_batch(mixed_root: Path, tmp_path: Path) -> None:
+    datamodule = LocalMVTecAD(root=mixed_root, category=CATEGORY, num_workers=0, train_batch_size=1,
+                              eval_batch_size=1)  # fmt: skip
+    model = Fcbigan(patches_per_epoch=64, visualizer=False)
+    engine = _fit(model, datamodule, tmp_path)
+    predictions = engine.predict(model, datamodule=datamodule, return_predictions=True)
+    assert int(model.batches_seen) > 0 and len(predictions) == 6  # noqa: PLR2004
+    for batch in predictions:  # a map at each test image's own resolution
+        with Image.open(batch.image_path[0]) as image:
+            assert tuple(batch.anomaly_map.shape[-2:]) == (image.height, image.width)
+
+
 def test_from_memory_they_are_decoded_at_the_pre_processors_size_or_refused(mixed_root: Path, tmp_path: Path) -> None:
     def in_memory() -> InMemoryDataModule:
         datamodule = LocalMVTecAD(root=mixed_root, category=CATEGORY, num_workers=0, train_batch_size=4)
@@ -117,6 +129,7 @@ def test_cbigan_trains_and_tests_through_anomalib_train_with_the_example_config(
     assert len(rows) == 3 and all(0 <= float(row["pred_score"]) <= 1 for row in rows)
 
 
+@pytest.mark.numerics
 def test_a_tiled_export_scores_sides_not_multiples_of_the_tile_as_torch_does(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = CbiganModel(input_size=(64, 64), tile_images=True).eval()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 import csv
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+
+pytestmark = pytest.mark.numerics
 
 
 def test_penalty_conv_variants_give_the_models_gradients_and_write_their_table(

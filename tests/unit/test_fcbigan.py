@@ -49,6 +49,7 @@ def test_a_training_patch_has_one_latent_vector_and_one_critic_prediction() -> N
     assert model.encoder(torch.rand(1, 3, 96, 96)).shape == (1, 64, 7, 7)
 
 
+@pytest.mark.numerics
 def test_shift_and_stitch_equals_the_dense_evaluation_at_every_shift(tiny: FcbiganModel) -> None:
     critic = tiny.critic
     stride = critic.output_stride
@@ -60,6 +61,8 @@ def test_shift_and_stitch_equals_the_dense_evaluation_at_every_shift(tiny: Fcbig
         for dy in range(stride):
             for dx in range(stride):
                 strided = critic.joint(joint_input[..., dy:, dx:])
+                # the same sums over each window, by dilated and by strided kernels: float32 rounding of values of
+                # order 1 (atol: scores near 0), far under any shift error, which moves a value by its own size
                 torch.testing.assert_close(dense[..., dy::stride, dx::stride], strided, rtol=1e-5, atol=1e-6)
 
 
@@ -103,6 +106,7 @@ def test_validation_estimates_statistics_on_the_training_images(mvtec_root: Path
     torch.testing.assert_close(model.model.score_std, statistics.std())
 
 
+@pytest.mark.numerics
 def test_mahalanobis_fusion_equals_a_hand_computation() -> None:
     generator = torch.Generator().manual_seed(0)
     raw = torch.randn(2, 2, 3, 4, generator=generator)
@@ -115,6 +119,8 @@ def test_mahalanobis_fusion_equals_a_hand_computation() -> None:
     mean = pairs.mean(axis=0)
     inverse_covariance = np.linalg.inv(np.cov(pairs.T, bias=True))
     expected = np.sqrt(np.einsum("pi,ij,pj->p", pairs - mean, inverse_covariance, pairs - mean))
+    # float32 against a float64 computation: distances of order 1, float32's rounding of a 2x2 inverse and a
+    # quadratic form, far under these bounds on any kernel
     np.testing.assert_allclose(fused.permute(0, 2, 3, 1).reshape(-1).numpy(), expected, rtol=1e-4, atol=1e-5)
 
 

@@ -35,16 +35,27 @@ def test_tiles_are_the_images_own_pixels_and_stitch_back_to_it(height: int, widt
     torch.testing.assert_close(tiler.untile(tiles.flatten(0, 1)), images)
 
 
-def test_an_image_whose_sides_are_not_multiples_of_the_tile_is_scored_on_its_own_pixels() -> None:
+@pytest.mark.parametrize(
+    ("size", "rows", "cols"),
+    [((128, 192), (0, 64), (0, 64, 128)), ((100, 150), (0, 36), (0, 64, 86))],  # the last: edge-aligned tiles
+)
+def test_tiled_scoring_takes_the_maximum_tile_score_and_stitches_the_maps(
+    size: tuple[int, int], rows: tuple[int, ...], cols: tuple[int, ...]
+) -> None:
+    # The paper's texture protocol: every input_size tile scored, image score = max over tiles.
     torch.manual_seed(0)
     model = CbiganModel(input_size=(64, 64), tile_images=True).eval()
-    images = torch.rand(2, 3, 100, 150) * 2 - 1
+    images = torch.rand(2, 3, *size) * 2 - 1
     with torch.no_grad():
         output = model(images)
-        per_tile = [model.score(images[:, :, r : r + 64, c : c + 64]) for r in (0, 36) for c in (0, 64, 86)]
+        per_tile = [model.score(images[:, :, r : r + 64, c : c + 64]) for r in rows for c in cols]
     torch.testing.assert_close(output.pred_score, torch.stack([t.pred_score for t in per_tile], dim=1).amax(dim=1))
-    assert output.anomaly_map.shape == (2, 1, 100, 150)
-    torch.testing.assert_close(output.anomaly_map[..., 64:, :64], per_tile[3].anomaly_map[..., 28:, :])
+    assert output.anomaly_map.shape == (2, 1, *size)
+    # the bottom-right tile's map, where no other tile overlaps it
+    row, col = rows[-1], cols[-1]
+    top, left = max(rows[-2] + 64 - row, 0), max(cols[-2] + 64 - col, 0)
+    corner = output.anomaly_map[..., row + top :, col + left :]
+    torch.testing.assert_close(corner, per_tile[-1].anomaly_map[..., top:, left:])
 
 
 def resizing_to(size: list[int]) -> PreProcessor:
@@ -53,7 +64,9 @@ def resizing_to(size: list[int]) -> PreProcessor:
 
 @pytest.mark.parametrize("model_class", [Cbigan, Egbad])
 @pytest.mark.parametrize("size", [[256, 256], [640, 256], [64, 96]])
-def test_with_tiles_a_resize_sets_the_image_size_and_the_networks_keep_their_tile(model_class: type, size: list) -> None:
+def test_with_tiles_a_resize_sets_the_image_size_and_the_networks_keep_their_tile(
+    model_class: type, size: list[int]
+) -> None:
     model = model_class(pre_processor=resizing_to(size), visualizer=False)
     assert model.input_size == tuple(size)  # what the pre-processor gives the tiles
     assert model.model.input_size == (64, 64) and model.model.tiler is not None

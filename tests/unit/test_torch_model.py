@@ -51,6 +51,7 @@ def test_eval_returns_inference_batch() -> None:
     assert torch.isfinite(out.pred_score).all()
 
 
+@pytest.mark.numerics
 def test_score_is_the_papers_combination() -> None:
     model = CbiganModel(input_size=(64, 64), lambda_=0.25).eval()
     images = torch.rand(2, 3, 64, 64) * 2 - 1
@@ -61,6 +62,8 @@ def test_score_is_the_papers_combination() -> None:
         f_fake = model.critic(reconstruction, latent).features
         l_fd = (f_real - f_fake).abs().sum(1)
         expected = 0.75 * l_r + 0.25 * l_fd
+        # the same networks on the same batch, summed by hand: per-image sums of thousands of positive terms,
+        # whose float32 rounding stays well under 1e-5 relative on any kernel
         assert torch.allclose(model(images).pred_score, expected, rtol=1e-5)
 
 
@@ -90,21 +93,6 @@ def test_wrong_image_tensor_is_a_clear_error(shape: tuple[int, ...], match: str)
     model = CbiganModel(input_size=(64, 64)).eval()
     with pytest.raises(ValueError, match=match):
         model(torch.zeros(shape))
-
-
-def test_tiled_scoring_takes_the_maximum_tile_score_and_stitches_the_maps() -> None:
-    # The paper's texture protocol: every input_size tile scored, image score = max over tiles.
-    torch.manual_seed(0)
-    model = CbiganModel(input_size=(64, 64), tile_images=True).eval()
-    images = torch.rand(2, 3, 128, 192) * 2 - 1
-    with torch.no_grad():
-        output = model(images)
-        tiles = [images[:, :, r : r + 64, c : c + 64] for r in (0, 64) for c in (0, 64, 128)]
-        per_tile = [model.score(tile) for tile in tiles]
-    expected_score = torch.stack([tile.pred_score for tile in per_tile], dim=1).amax(dim=1)
-    torch.testing.assert_close(output.pred_score, expected_score)
-    assert output.anomaly_map.shape == (2, 1, 128, 192)
-    torch.testing.assert_close(output.anomaly_map[..., 64:128, 128:192], per_tile[5].anomaly_map)
 
 
 def test_tiled_scoring_of_an_image_smaller_than_a_tile_says_what_to_do() -> None:

@@ -182,6 +182,7 @@ def _train_two_batches(
     return losses, [p.detach().clone().contiguous() for p in model.model.parameters()]
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", list_models())
 def test_channels_last_trains_to_the_same_numbers(name: str, fast_model_args: dict) -> None:
     # The weights are compared after SGD updates (lr x gradient): Adam divides each gradient element by its own
@@ -258,6 +259,7 @@ def _twenty_sgd_losses(name: str, *, fused_steps: bool, whole_images: dict) -> t
     return torch.cat(losses), _snapshot(model.model)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", FUSED_STEP_MODELS)
 def test_fused_steps_give_the_same_losses_and_weights_for_twenty_steps(name: str, whole_images: dict) -> None:
     fused, fused_weights = _twenty_sgd_losses(name, fused_steps=True, whole_images=whole_images)
@@ -267,6 +269,7 @@ def test_fused_steps_give_the_same_losses_and_weights_for_twenty_steps(name: str
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.numerics
 def test_fused_adam_makes_the_same_updates() -> None:
     """CBiGAN's Adam (Keras' epsilon, betas (0, 0.1) and (0, 0.9)), fused and per parameter, 20 steps."""
     torch.manual_seed(0)
