@@ -97,7 +97,7 @@ def test_from_memory_they_are_decoded_at_the_pre_processors_size_or_refused(mixe
         return InMemoryDataModule(datamodule, batches_per_epoch=2)
 
     model_args = {"critic_steps": 1, "patches_per_epoch": 16, "visualizer": False}
-    with pytest.raises(DatasetError, match="configure_pre_processor"):
+    with pytest.raises(DatasetError, match=r"training images come in \d+ sizes: .*train/good/\d+\.png.*image_size"):
         _fit(Cbigan(**model_args), in_memory(), tmp_path / "refused")
     resized = Cbigan(pre_processor=Cbigan.configure_pre_processor((128, 192)), **model_args)
     engine = _fit(resized, in_memory(), tmp_path / "resized")

@@ -73,7 +73,7 @@ class LocalMVTecAD(MVTecAD):
         (:func:`~anomalib_cbigan.data.tree_checks.check_batches_stack`), for any model."""
         super().setup(stage)
         model = get_nested_attr(self, "trainer.model", None)
-        if model is not None:
+        if model is not None and self.trainer.datamodule is self:  # a wrapper batches as it does: it checks
             check_batches_stack(self, type(model).__name__)
 
     def _create_val_split(self) -> None:

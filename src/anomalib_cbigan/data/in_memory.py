@@ -50,7 +50,7 @@ from torchvision.transforms.v2 import Resize
 from anomalib_cbigan.registry import register_datamodule
 
 from .batch_augmentation import augment_batch
-from .tree_checks import DatasetError
+from .tree_checks import DatasetError, sizes_listed
 
 logger = logging.getLogger(__name__)
 
@@ -97,11 +97,13 @@ def decode_images(paths: Sequence[str | Path], size: tuple[int, int] | None) -> 
     """
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         images = list(pool.map(lambda path: decode_image(path, size), paths))
-    sizes = {tuple(image.shape[-2:]) for image in images}
-    if len(sizes) > 1:
+    by_size: dict[tuple[int, int], list[str]] = {}
+    for path, image in zip(paths, images, strict=True):
+        by_size.setdefault((int(image.shape[-2]), int(image.shape[-1])), []).append(str(path))
+    if len(by_size) > 1:
         msg = (
-            f"The training images differ in size ({sorted(sizes)[:4]}...): give InMemoryDataModule an image_size, "
-            "or a model whose pre-processor resizes, to bring them to one size."
+            f"The training images come in {sizes_listed(by_size)}: give InMemoryDataModule an image_size, or a "
+            "model whose pre-processor resizes, to bring them to one size (nothing was trained)."
         )
         raise DatasetError(msg)
     return torch.stack(images)
@@ -175,6 +177,10 @@ class InMemoryDataModule(AnomalibDataModule):
         >>> InMemoryDataModule(TextureAnomalies(category="grass"), batches_per_epoch=50).batches_per_epoch
         50
     """
+
+    # The subsets its loaders batch as read from their files (the training images are decoded to one size), for
+    # the check that those can be batched (:func:`~anomalib_cbigan.data.tree_checks.check_batches_stack`).
+    SUBSETS_FROM_FILES = ("val_data", "test_data")
 
     def __init__(
         self,

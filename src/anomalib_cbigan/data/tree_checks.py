@@ -183,16 +183,32 @@ def check_mvtec_tree(root: Path | str, category: str, *, require_rgb: bool = Fal
         logger.info("%s: %s image(s) are converted to RGB as anomalib reads them (alpha dropped)", folder, kinds)
 
 
+def sizes_listed(by_size: dict[tuple[int, int], list[str]]) -> str:
+    """``"3 sizes: 5 of 100x120 (e.g. a.png), ..."``: the commonest sizes of ``{(height, width): paths}``.
+
+    Example:
+        >>> sizes_listed({(100, 120): ["a.png", "b.png"], (90, 90): ["c.png"]})
+        '2 sizes: 2 of 100x120 (e.g. a.png), 1 of 90x90 (e.g. c.png)'
+    """
+    common = sorted(by_size.items(), key=lambda item: -len(item[1]))
+    shown = ", ".join(f"{len(paths)} of {h}x{w} (e.g. {paths[0]})" for (h, w), paths in common[:3])
+    more = f" and {len(common) - 3} other sizes" if len(common) > 3 else ""  # noqa: PLR2004
+    return f"{len(by_size)} sizes: {shown}{more}"
+
+
 def check_batches_stack(datamodule: object, model_name: str) -> None:
     """Raise :class:`DatasetError` if a subset of ``datamodule`` (set up) batches images of different sizes.
 
     A batch of more than one image is stacked into one tensor, so its images need one size: a subset whose
     transforms (its augmentations, with the model's resize that anomalib adds to them) set no size and whose
     images differ in size would stop at its first batch with torch's "Sizes of tensors must match". The image
-    headers are read, no pixel; the error says how to resize for the model class ``model_name``.
+    headers are read, no pixel; the error says how to resize for the model class ``model_name``. A datamodule
+    whose loaders batch some subsets otherwise names those it batches from the files in ``SUBSETS_FROM_FILES``
+    (:class:`~anomalib_cbigan.data.InMemoryDataModule`: not the training images, which it decodes to one size).
     """
     problems = []
-    for subset, role in SUBSETS.items():
+    for subset in getattr(datamodule, "SUBSETS_FROM_FILES", SUBSETS):
+        role = SUBSETS[subset]
         dataset = getattr(datamodule, subset, None)
         samples = getattr(dataset, "samples", None)
         batch_size = getattr(datamodule, "train_batch_size" if subset == "train_data" else "eval_batch_size", 2)
@@ -205,10 +221,7 @@ def check_batches_stack(datamodule: object, model_name: str) -> None:
             with Image.open(path) as image:
                 by_size.setdefault((image.height, image.width), []).append(str(path))
         if len(by_size) > 1:
-            common = sorted(by_size.items(), key=lambda item: -len(item[1]))
-            shown = ", ".join(f"{len(paths)} of {h}x{w} (e.g. {paths[0]})" for (h, w), paths in common[:3])
-            more = f" and {len(common) - 3} other sizes" if len(common) > 3 else ""  # noqa: PLR2004
-            problems.append(f"{role} images come in {len(by_size)} sizes: {shown}{more}")
+            problems.append(f"{role} images come in {sizes_listed(by_size)}")
     if problems:
         name = getattr(datamodule, "name", type(datamodule).__name__)
         msg = (
