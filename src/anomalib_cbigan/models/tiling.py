@@ -48,6 +48,7 @@ class EdgeAlignedTiler(Tiler):
         super().__init__(tile_size=tile_size, stride=tile_size)
         self.rows: list[int] = []
         self.cols: list[int] = []
+        self.pixel_index = torch.zeros(0, dtype=torch.long)
 
     def tile(self, image: torch.Tensor, use_random_tiling: bool = False) -> torch.Tensor:
         """The tiles of a (N, C, H, W) batch, image by image, row by row: (N * tiles, C, tile_h, tile_w).
@@ -68,15 +69,15 @@ class EdgeAlignedTiler(Tiler):
             raise ValueError(msg)
         self.rows, self.cols = tile_starts(self.input_h, self.tile_size_h), tile_starts(self.input_w, self.tile_size_w)
         self.num_patches_h, self.num_patches_w = len(self.rows), len(self.cols)
-        pixels = image.flatten(2).index_select(2, self._pixel_index(image.device))
+        self.pixel_index = self._pixel_index(image.device)  # kept for untile, as anomalib's Tiler keeps its sizes
+        pixels = image.flatten(2).index_select(2, self.pixel_index)
         tiles = pixels.view(self.batch_size, self.num_channels, -1, self.tile_size_h, self.tile_size_w)
         return tiles.transpose(1, 2).reshape(-1, self.num_channels, self.tile_size_h, self.tile_size_w)
 
     def untile(self, tiles: torch.Tensor) -> torch.Tensor:
         """The image (or map) of the last :meth:`tile`'s size stitched from ``tiles`` (any channel count), the
         overlaps averaged."""
-        channels = tiles.shape[1]
-        index = self._pixel_index(tiles.device)
+        channels, index = tiles.shape[1], self.pixel_index.to(tiles.device)
         values = tiles.reshape(self.batch_size, -1, channels, self.tile_size_h * self.tile_size_w).transpose(1, 2)
         image = tiles.new_zeros(self.batch_size, channels, self.input_h * self.input_w)
         image = image.index_add(2, index, values.reshape(self.batch_size, channels, -1))
