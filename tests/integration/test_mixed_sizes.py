@@ -79,6 +79,23 @@ def test_images_no_one_resizes_stop_before_training_with_the_files_and_the_fix(
     assert int(model.batches_seen) == 0 and not list(tmp_path.rglob("*.ckpt"))
 
 
+@pytest.mark.parametrize("size", [(256, 256), (640, 256)])
+def test_a_tiled_cbigan_given_a_resize_trains_on_64_px_patches_and_scores_64_px_tiles(
+    mixed_root: Path, tmp_path: Path, size: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = Cbigan(pre_processor=Cbigan.configure_pre_processor(size), critic_steps=1, patches_per_epoch=32,
+                   visualizer=False)  # fmt: skip
+    trained, scored = set(), set()  # the sizes the networks were given
+    train_on_batch, score = model.train_on_batch, model.model.score
+    monkeypatch.setattr(model, "train_on_batch", lambda x: trained.add(tuple(x.shape[-2:])) or train_on_batch(x))
+    monkeypatch.setattr(model.model, "score", lambda x: scored.add(tuple(x.shape[-2:])) or score(x))
+    datamodule = LocalMVTecAD(root=mixed_root, category=CATEGORY, num_workers=0, train_batch_size=4)
+    engine = _fit(model, datamodule, tmp_path)
+    predictions = engine.predict(model, datamodule=datamodule, return_predictions=True)
+    assert trained == scored == {(64, 64)}
+    assert all(tuple(batch.anomaly_map.shape[-2:]) == size for batch in predictions)
+
+
 def test_fcbigan_trains_and_scores_each_image_at_its_own_size_one_to_a_batch(mixed_root: Path, tmp_path: Path) -> None:
     datamodule = LocalMVTecAD(root=mixed_root, category=CATEGORY, num_workers=0, train_batch_size=1,
                               eval_batch_size=1)  # fmt: skip
