@@ -307,3 +307,52 @@ def test_fused_steps_call_each_network_fewer_times(whole_images: dict) -> None:
     # and G on z and E(x) in one call
     assert calls[False] == {"critic": 5, "generator": 3}
     assert calls[True] == {"critic": 3, "generator": 2}
+
+
+# Schedules (issue 39): the critic's learning rate as a ratio of E's and G's, and the lazy gradient penalty.
+SCHEDULE_MODELS = [name for name in list_models() if takes_argument(model_class(name), "critic_lr_ratio")]
+
+
+@pytest.mark.parametrize("name", SCHEDULE_MODELS)
+def test_critic_lr_ratio_sets_the_critics_learning_rate_alone(name: str, fast_model_args: dict) -> None:
+    model = model_class(name)(**fast_model_args, lr=1e-3, critic_lr_ratio=4.0)
+    generator_side, critic = model.configure_optimizers()
+    assert generator_side.defaults["lr"] == 1e-3 and critic.defaults["lr"] == pytest.approx(4e-3)
+
+
+@pytest.mark.parametrize("name", SCHEDULE_MODELS)
+def test_neutral_schedule_options_give_the_defaults_losses_for_twenty_steps(name: str, fast_model_args: dict) -> None:
+    def twenty_losses(**options: object) -> list[float]:
+        lightning.seed_everything(0, verbose=False)
+        args = {**fast_model_args, "critic_steps": 2}
+        if args.get("patches_per_epoch"):  # FCBiGAN: one optimiser step of 32 patches a batch (no trainer)
+            args["patches_per_epoch"] = 32
+        harness = _Harness(model_class(name)(**args, **options))
+        generator = torch.Generator().manual_seed(1)
+        return [float(harness.step(torch.rand(2, 3, 64, 64, generator=generator) * 2 - 1)) for _ in range(20)]
+
+    neutral = {"critic_lr_ratio": 1.0} | ({"penalty_every": 1} if takes_argument(model_class(name), "penalty_every")
+                                          else {})  # fmt: skip
+    assert twenty_losses(**neutral) == twenty_losses()  # the models' own Adam, same kernels: equal to the bit
+
+
+def test_penalty_every_k_penalises_every_kth_critic_step_weighted_by_k(whole_images: dict) -> None:
+    lightning.seed_everything(0, verbose=False)
+    model = Cbigan(input_size=(64, 64), critic_steps=2, gp_weight=10.0, penalty_every=3, visualizer=False,
+                   **whole_images)  # fmt: skip
+    images, prior = torch.rand(2, 3, 64, 64) * 2 - 1, torch.randn(2, 64)
+    penalised = []
+    for batch in range(12):  # D, D, E/G four times: critic steps 0-7
+        model.batches_seen.fill_(batch)
+        if model.is_generator_step():
+            continue
+        torch.manual_seed(batch)
+        result = model._critic_loss(images, prior)  # noqa: SLF001
+        penalised.append(isinstance(result, tuple))
+        if penalised[-1]:
+            loss, logs = result
+            with torch.no_grad():
+                real, fake = (images, model.model.encoder(images)), (model.model.generator(prior), prior)
+            adversarial, _ = model.critic_loss(model.model.critic, real, fake, joint=True, penalty_scale=0)
+            torch.testing.assert_close(loss, adversarial + 10.0 * 3 * logs["gradient_penalty"])
+    assert penalised == [True, False, False, True, False, False, True, False]

@@ -98,7 +98,12 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
         critic_betas (Sequence[float]): Adam betas of D. Defaults to ``(0.0, 0.9)``.
         critic_steps (int): Critic updates per E/G update; each update uses its own batch.
             Defaults to ``5``.
+        critic_lr_ratio (float): The critic's learning rate over E's and G's (``lr``): with fewer
+            ``critic_steps``, a faster critic (TTUR, Heusel et al. 2017). Defaults to ``1``.
         gp_weight (float): Gradient-penalty weight. Defaults to ``10``.
+        penalty_every (int): The gradient penalty on every ``penalty_every``-th critic step only, weighted by
+            ``penalty_every`` (lazy regularisation, StyleGAN2), so that the other critic steps skip its double
+            backward. Defaults to ``1``: every step.
         batch_size (int | None): Training batch size; ``None`` keeps the datamodule's
             ``train_batch_size`` (MVTecAD's default, 32, is the paper's). Defaults to ``None``.
         channels (int): Width multiplier of all networks. Defaults to ``3`` (official code).
@@ -157,6 +162,7 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
     paper_settings: ClassVar[dict[str, Any]] = {
         "input_size": (128, 128), "latent_dim": 64, "alpha": 1e-4, "lambda_": 0.1, "lr": 1e-4,
         "generator_betas": (0.0, 0.1), "critic_betas": (0.0, 0.9), "critic_steps": 5, "gp_weight": 10.0,
+        "critic_lr_ratio": 1.0, "penalty_every": 1,
         "channels": 3, "feature_layer": "image_stem", "tile_images": False, "patches_per_epoch": 0,
         "init": "glorot_uniform", "penalty_pairing": "official", "weight_average_decay": 0.999,
         "weight_average_every": 10,
@@ -172,7 +178,9 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
         generator_betas: Sequence[float] = (0.0, 0.1),
         critic_betas: Sequence[float] = (0.0, 0.9),
         critic_steps: int = 5,
+        critic_lr_ratio: float = 1.0,
         gp_weight: float = 10.0,
+        penalty_every: int = 1,
         batch_size: int | None = None,
         channels: int = 3,
         feature_layer: str = "image_stem",
@@ -199,7 +207,9 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
             "lr": lr > 0,
             "latent_dim": latent_dim >= 1,
             "critic_steps": critic_steps >= 1,
+            "critic_lr_ratio": critic_lr_ratio > 0,
             "gp_weight": gp_weight >= 0,
+            "penalty_every": penalty_every >= 1,
             "channels": channels >= 1,
             "anomaly_map_sigma": anomaly_map_sigma > 0,
             "batch_size": batch_size is None or batch_size >= 1,
@@ -244,6 +254,8 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
         self.generator_betas = generator_betas
         self.critic_betas = critic_betas
         self.critic_steps = critic_steps
+        self.critic_lr_ratio = critic_lr_ratio
+        self.penalty_every = penalty_every
         self.patches_per_epoch = patches_per_epoch
         self.batch_size = batch_size
         self.weight_average_decay = weight_average_decay
@@ -272,8 +284,8 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
         fused = self.fused_steps
         return [
             adam(generator_params, fused=fused, lr=self.lr, betas=self.generator_betas, eps=KERAS_ADAM_EPSILON),
-            adam(self.model.critic.parameters(), fused=fused, lr=self.lr, betas=self.critic_betas,
-                 eps=KERAS_ADAM_EPSILON),
+            adam(self.model.critic.parameters(), fused=fused, lr=self.lr * self.critic_lr_ratio,
+                 betas=self.critic_betas, eps=KERAS_ADAM_EPSILON),
         ]  # fmt: skip
 
     def is_generator_step(self) -> bool:
@@ -315,13 +327,21 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
         real, fake = joint_call(model.critic, (images, encoded), (generated, prior), joint=self.fused_steps)
         return self.generator_loss(real.score, fake.score, cycle)
 
+    def critic_steps_before(self) -> int:
+        """How many critic steps came before this batch's (D, ..., D, E/G cycles of ``critic_steps`` + 1 batches)."""
+        cycles, position = divmod(int(self.batches_seen), self.critic_steps + 1)
+        return cycles * self.critic_steps + min(position, self.critic_steps)
+
     def _critic_loss(self, images: torch.Tensor, prior: torch.Tensor) -> LossAndLogs:
-        """The critic's Wasserstein loss with gradient penalty (E and G fixed), and the penalty to log."""
+        """The critic's Wasserstein loss with gradient penalty (E and G fixed; on every ``penalty_every``-th critic
+        step, weighted by ``penalty_every``), and the penalty to log where it was computed."""
         model = self.model
         with torch.no_grad():
             encoded, generated = model.encoder(images), model.generator(prior)
-        loss, penalty = self.critic_loss(model.critic, (images, encoded), (generated, prior), joint=self.fused_steps)
-        return loss, {"gradient_penalty": penalty}
+        penalised = self.critic_steps_before() % self.penalty_every == 0
+        loss, penalty = self.critic_loss(model.critic, (images, encoded), (generated, prior), joint=self.fused_steps,
+                                         penalty_scale=self.penalty_every if penalised else 0)  # fmt: skip
+        return (loss, {"gradient_penalty": penalty}) if penalised else loss
 
     def divergence_causes(self) -> str:
         """A learning rate too high or a gradient penalty too weak."""

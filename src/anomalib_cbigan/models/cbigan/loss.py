@@ -118,15 +118,17 @@ class CriticLoss(nn.Module):
         fake: tuple[torch.Tensor, torch.Tensor],
         *,
         joint: bool = False,
+        penalty_scale: float = 1.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(total loss, gradient penalty)`` for real ``(x, E(x))`` and fake ``(G(z), z)`` pairs; ``joint``:
-        the critic scores both pairs in one call (:func:`~anomalib_cbigan.models.gan_training.joint_call`)."""
+        the critic scores both pairs in one call (:func:`~anomalib_cbigan.models.gan_training.joint_call`);
+        ``penalty_scale`` multiplies the penalty's weight (``0``: the penalty is not computed, and reads 0)."""
         real_output, fake_output = joint_call(critic, real, fake, joint=joint)
         adversarial = critic_adversarial_loss(real_output.score, fake_output.score)
-        if not self.gp_weight:
+        if not self.gp_weight or not penalty_scale:
             return adversarial, adversarial.new_zeros(())
         penalty = gradient_penalty(critic, *real, *fake, pairing=self.penalty_pairing)
-        return adversarial + self.gp_weight * penalty, penalty
+        return adversarial + self.gp_weight * penalty_scale * penalty, penalty
 
 
 class EncoderGeneratorLoss(nn.Module):

@@ -70,6 +70,8 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
         lr (float): Adam learning rate. Defaults to ``2e-4``.
         betas (Sequence[float]): Adam betas of both optimisers. Defaults to ``(0.5, 0.999)``.
         critic_steps (int): D updates per E/G update. Defaults to ``1``.
+        critic_lr_ratio (float): D's learning rate over E's and G's (``lr``; TTUR, Heusel et al. 2017).
+            Defaults to ``1``.
         fusion (str): ``"max"`` (thesis results), ``"linear"`` or ``"mahalanobis"``.
         fusion_weight (float): ``L_D``'s weight in the linear fusion. Defaults to ``0.5``.
         mean_filter_size (int): Box filter side on the fused map. Defaults to ``48``.
@@ -94,8 +96,8 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
     # The thesis's settings (patches, fusion, filter) and DCGAN's optimiser, which the thesis does not give.
     paper_settings: ClassVar[dict[str, Any]] = {
         "input_size": None, "patch_size": 48, "patches_per_epoch": 12000, "patch_batch_size": 64, "latent_dim": 64,
-        "reconstruction_weight": 1.0, "lr": 2e-4, "betas": (0.5, 0.999), "critic_steps": 1, "fusion": "max",
-        "mean_filter_size": 48,
+        "reconstruction_weight": 1.0, "lr": 2e-4, "betas": (0.5, 0.999), "critic_steps": 1, "critic_lr_ratio": 1.0,
+        "fusion": "max", "mean_filter_size": 48,
     }  # fmt: skip
 
     def __init__(
@@ -112,6 +114,7 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
         lr: float = 2e-4,
         betas: Sequence[float] = (0.5, 0.999),
         critic_steps: int = 1,
+        critic_lr_ratio: float = 1.0,
         fusion: str = "max",
         fusion_weight: float = 0.5,
         mean_filter_size: int = 48,
@@ -134,6 +137,7 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
             "reconstruction_weight": reconstruction_weight >= 0,
             "lr": lr > 0,
             "critic_steps": critic_steps >= 1,
+            "critic_lr_ratio": critic_lr_ratio > 0,
             "mean_filter_size": mean_filter_size >= 1,
             "batch_size": batch_size is None or batch_size >= 1,
             "widths": len(widths) >= 1 and min(widths) >= 1,
@@ -170,6 +174,7 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
         self.lr = lr
         self.betas = betas
         self.critic_steps = critic_steps
+        self.critic_lr_ratio = critic_lr_ratio
         self.batch_size = batch_size
         self.init_gan_training()
         # Checkpointed counters besides the image batches trained on: critic updates (paces E/G updates),
@@ -189,7 +194,8 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
         generator_params = [*self.model.encoder.parameters(), *self.model.generator.parameters()]
         return [
             adam(generator_params, fused=self.fused_steps, lr=self.lr, betas=self.betas),
-            adam(self.model.critic.parameters(), fused=self.fused_steps, lr=self.lr, betas=self.betas),
+            adam(self.model.critic.parameters(), fused=self.fused_steps, lr=self.lr * self.critic_lr_ratio,
+                 betas=self.betas),
         ]
 
     def training_step(self, batch: Batch, batch_idx: int) -> STEP_OUTPUT:
