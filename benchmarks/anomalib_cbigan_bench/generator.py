@@ -15,6 +15,8 @@ every key with a ``grid`` list multiplies the jobs). What differs from anomalib'
   model's jobs: the CBiGAN texture protocol's training crops beside whole-image models in one sweep;
 * ``chosen_by`` in a model's entry says how its settings were chosen (kept in the job's row as
   ``model.chosen_by``, shown by the report);
+* a ``curve`` section (same places, same precedence: ``{unit: seconds, first: 30, factor: 2}``) scores validation
+  and test at those points of the job's training (:class:`~anomalib_cbigan.training_curve.ValidationCurve`);
 * ``untrained: true`` in a model's entry makes a job that validates and tests the untrained networks (the
   floor a broken training would sit on), so any sweep can carry its own floor;
 * a job whose row is already saved in the output folder is skipped (re-running resumes a sweep);
@@ -52,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 
 # Sections of a model's entry that are the job's, not the model's constructor arguments.
-JOB_SECTIONS = ("trainer", "in_memory", "untrained", "chosen_by", "data")
+JOB_SECTIONS = ("trainer", "in_memory", "untrained", "chosen_by", "data", "curve")
 
 
 class SweepConfigError(ValueError):
@@ -137,6 +139,7 @@ class SweepJobGenerator(BenchmarkJobGenerator):
         built: set[str] = set()
         prepared: set[str] = set()
         for container, name in zip(containers, self.job_ids(containers), strict=True):
+            _curve_args(container)  # a bad section stops the sweep here
             config = {**_class_config(container), "in_memory": _in_memory_args(container)}
             model_key = json.dumps(config["model"], sort_keys=True, default=str)
             data_key = json.dumps([config["data"], config["in_memory"]], sort_keys=True, default=str)
@@ -190,6 +193,7 @@ class SweepJobGenerator(BenchmarkJobGenerator):
                 job_id=name,
                 threads=self.threads,
                 untrained=bool(container["model"].get("untrained", False)),
+                curve=_curve_args(container),
             )
 
 
@@ -245,6 +249,17 @@ def _class_config(container: dict[str, Any]) -> dict[str, Any]:
 
 def _trainer_args(container: dict[str, Any]) -> dict[str, Any]:
     return {**container.get("trainer", {}), **container["model"].get("trainer", {})}
+
+
+def _curve_args(container: dict[str, Any]) -> dict[str, Any] | None:
+    """``ValidationCurve`` arguments for the job (the model's entry wins), or ``None`` for no curve."""
+    section = container["model"].get("curve", container.get("curve"))
+    if not section:
+        return None
+    if not isinstance(section, dict) or set(section) - {"unit", "first", "factor"}:
+        msg = f"Sweep job {job_label(container)}: `curve` takes unit, first and factor, got {section!r}"
+        raise SweepConfigError(msg)
+    return dict(section)
 
 
 def _in_memory_args(container: dict[str, Any]) -> dict[str, Any] | None:

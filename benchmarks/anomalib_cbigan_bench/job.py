@@ -3,7 +3,9 @@
 A finished job leaves its files under the sweep's output folder, each written whole and then
 renamed into place: ``scores/<job_id>.csv`` (every test image's raw score and label, for ROC curves),
 for models of this package ``figures/<job_id>.png`` (inputs, reconstructions, anomaly maps and masks of
-a few test images), and last ``rows/<job_id>.json`` (the results row). The row file is the mark of a
+a few test images), with a ``curve`` section ``curves/<job_id>.csv`` (validation and test AUROC at log-spaced
+points of training: :class:`~anomalib_cbigan.training_curve.ValidationCurve`), and last ``rows/<job_id>.json``
+(the results row). The row file is the mark of a
 finished job: a re-run of the sweep skips every job that has one.
 
 An *untrained* job (``untrained: true`` in its model's entry) validates and tests the networks as
@@ -33,6 +35,7 @@ from lightning import Callback, LightningModule, Trainer, seed_everything
 
 from anomalib_cbigan.atomic_files import atomic_path
 from anomalib_cbigan.metrics import auroc
+from anomalib_cbigan.training_curve import ValidationCurve
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +43,7 @@ ROWS = "rows"
 SCORES = "scores"
 FAILED = "failed"
 FIGURES = "figures"
+CURVES = "curves"
 
 
 class TestImageTimer(Callback):
@@ -193,6 +197,10 @@ class SweepJob(BenchmarkJob):
         job_id (str): The job's name in ``rows/`` and ``scores/``.
         threads (int | None): CPU threads for this job (so parallel CPU workers share the cores).
         untrained (bool): Validate and test without training.
+        curve (dict | None): :class:`~anomalib_cbigan.training_curve.ValidationCurve` arguments (``unit``,
+            ``first``, ``factor``): score validation and test at those points of training. The row then also
+            holds the test AUROCs at the best validation point (``chosen_*``) and the best test AUROC over
+            the points (``test_selected_*``: the official CBiGAN code's figure, reported, never chosen with).
 
     Example:
         >>> from anomalib_cbigan_bench.job import SweepJob
@@ -213,8 +221,10 @@ class SweepJob(BenchmarkJob):
         job_id: str,
         threads: int | None = None,
         untrained: bool = False,
+        curve: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(accelerator, model, datamodule, seed, flat_cfg)
+        self.curve = dict(curve) if curve and not untrained else None
         self.trainer_args = trainer_args
         self.output_dir = Path(output_dir)
         self.job_id = job_id
@@ -247,6 +257,9 @@ class SweepJob(BenchmarkJob):
         if self.threads is not None:
             torch.set_num_threads(self.threads)
         timer, validated, validation = TestImageTimer(), ValidatedStep(), ValidationScores()
+        callbacks: list[Callback] = [timer, validated, validation]
+        curve = ValidationCurve(**self.curve, score_test=True) if self.curve else None
+        callbacks += [curve] if curve is not None else []
         job_start = time.time()
         with TemporaryDirectory() as work_dir:
             seed_everything(self.seed, verbose=False)
@@ -255,7 +268,7 @@ class SweepJob(BenchmarkJob):
                 devices=devices,
                 default_root_dir=work_dir,
                 logger=False,
-                callbacks=[timer, validated, validation],
+                callbacks=callbacks,
                 **self.trainer_args,
             )
             fit_start = time.time()
@@ -291,6 +304,7 @@ class SweepJob(BenchmarkJob):
             **test_results[0],
             "image_AUROC_raw": _raw_auroc(timer.scores),
             **validation.metrics(),
+            **(self._save_curve(curve) if curve is not None else {}),
         }
         self._save_scores(timer.scores)
         _write_atomically(self.output_dir / ROWS / f"{self.job_id}.json", lambda f: json.dump(row, f, default=str))
@@ -309,6 +323,12 @@ class SweepJob(BenchmarkJob):
         except Exception as error:  # noqa: BLE001  # a figure is a by-product: the job's metrics stand without it
             print(f"no figure for {self.job_id}: {type(error).__name__}: {error}", flush=True)
 
+    def _save_curve(self, curve: ValidationCurve) -> dict[str, Any]:
+        """Write ``curves/<job_id>.csv``; return the row's curve columns (see the class's ``curve`` argument)."""
+        points = pd.DataFrame(curve.rows())
+        _write_atomically(self.output_dir / CURVES / f"{self.job_id}.csv", lambda f: points.to_csv(f, index=False))
+        return curve_summary(points)
+
     def _save_scores(self, scores: list[dict[str, Any]]) -> None:
         def write(handle: Any) -> None:
             writer = csv.DictWriter(handle, fieldnames=["image_path", "gt_label", "pred_score"])
@@ -326,6 +346,31 @@ class SweepJob(BenchmarkJob):
     def save(result: pd.DataFrame) -> None:
         """Nothing to do: each job saved its row; ``Sweep.run`` writes the rows of every run to one file."""
         del result
+
+
+def curve_summary(points: pd.DataFrame) -> dict[str, Any]:
+    """A curve's row columns: ``chosen_*`` at its best validation point (the later of ties) and ``test_selected_*``
+    at its best test point (the official CBiGAN code's test-selected figure), each with its updates and seconds.
+
+    Example:
+        >>> points = pd.DataFrame({"seconds": [30.0, 60.0], "updates": [10, 20], "val_image_AUROC": [0.7, 0.6],
+        ...                        "test_image_AUROC": [0.8, 0.9], "val_pixel_AUROC": [0.5, 0.5],
+        ...                        "test_pixel_AUROC": [0.6, 0.7]})
+        >>> summary = curve_summary(points)
+        >>> summary["chosen_image_AUROC_raw"], summary["test_selected_image_AUROC_raw"], summary["curve_points"]
+        (0.8, 0.9, 2)
+    """
+    summary: dict[str, Any] = {"curve_points": len(points)}
+    for prefix, column in (("chosen", "val_image_AUROC"), ("test_selected", "test_image_AUROC")):
+        values = points[column]
+        if values.notna().any():
+            best = points.index[values == values.max()][-1]  # ties: the later point
+            at = points.loc[best]
+            summary |= {f"{prefix}_image_AUROC_raw": float(at["test_image_AUROC"]),
+                        f"{prefix}_pixel_AUROC": float(at["test_pixel_AUROC"]),
+                        f"{prefix}_val_image_AUROC_raw": float(at["val_image_AUROC"]),
+                        f"{prefix}_updates": int(at["updates"]), f"{prefix}_seconds": float(at["seconds"])}  # fmt: skip
+    return summary
 
 
 def _summary(row: dict[str, Any]) -> str:

@@ -3,6 +3,9 @@
 * ``bar_<metric>.png``: one group of bars per category (and the mean), one bar per model, seed std as error bar;
 * ``alpha_<metric>.png``: the metric against CBiGAN's alpha, one line per category (drawn when the
   results hold at least three alpha values of one model);
+* ``curve_<dataset>.png``: validation (dashed) and test (solid) image AUROC along training, against training
+  seconds and against updates (log axes), one colour per model variant, one line per seed, from the ``curves/``
+  files of jobs with a ``curve`` section;
 * ``roc_<category>.png``: ROC curves of every model on one category, from the per-image *raw* scores a
   :class:`~anomalib_cbigan_bench.Sweep` saves (the first seed of each model). Their AUROC can differ from
   the table's: anomalib computes its AUROC after the post-processor's min-max normalisation, which clamps
@@ -117,6 +120,41 @@ def length_curve(groups: list[pd.DataFrame], path: Path) -> Path | None:
     axis.legend(fontsize="small")
     axis.set_title("image AUROC against training length")
     return _save(figure, path)
+
+
+def training_curves(frame: pd.DataFrame, curves_dir: Path, plot_dir: Path) -> list[Path]:
+    """``curve_<dataset>.png`` for each dataset with curves (see the module docstring); the paths drawn."""
+    if "job_id" not in frame or not Path(curves_dir).is_dir():
+        return []
+    drawn = []
+    for dataset, jobs in frame.groupby("category", sort=False):
+        curves = {index: Path(curves_dir) / f"{job_id}.csv" for index, job_id in jobs["job_id"].items()}
+        curves = {index: path for index, path in curves.items() if path.is_file()}
+        if not curves:
+            continue
+        figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+        colours: dict[str, str] = {}
+        for index, path in curves.items():
+            points = pd.read_csv(path)
+            model = jobs.at[index, "model"]
+            for axis, unit in zip(axes, ("seconds", "updates"), strict=True):
+                new = model not in colours
+                line = axis.plot(points[unit], points["test_image_AUROC"], marker="o", markersize=3,
+                                 color=colours.get(model), label=f"{model}: test" if new else None)[0]  # fmt: skip
+                axis.plot(points[unit], points["val_image_AUROC"], linestyle="--", marker="s", markersize=3,
+                          color=line.get_color(), label=f"{model}: validation" if new else None)  # fmt: skip
+                if unit == "updates":
+                    colours.setdefault(model, line.get_color())
+        for axis, label in zip(axes, ("training seconds (scoring excluded)", "updates (E/G)"), strict=True):
+            axis.set_xscale("log")
+            axis.set_xlabel(label)
+            axis.axhline(0.5, color="grey", linewidth=0.8, linestyle=":")
+        axes[0].set_ylabel("image AUROC (raw scores)")
+        axes[1].legend(fontsize="x-small", loc="lower right")
+        figure.suptitle(f"{dataset}: validation (dashed) and test (solid) along training, one line per seed")
+        name = str(dataset).replace(" ", "_").replace("(", "").replace(")", "")
+        drawn.append(_save(figure, Path(plot_dir) / f"curve_{name}.png"))
+    return drawn
 
 
 def roc_curves(frame: pd.DataFrame, category: str, scores_dir: Path, path: Path) -> Path | None:

@@ -43,7 +43,7 @@ from anomalib_cbigan.metrics import auroc
 from anomalib_cbigan.reports import markdown_table, write_tables
 
 from . import plots
-from .job import FIGURES
+from .job import CURVES, FIGURES
 from .paper import paper_sections, published_cells, published_tables, thesis_section
 
 logger = logging.getLogger(__name__)
@@ -79,6 +79,23 @@ LENGTH_NOTE = (
     "(held-out training images and synthetic anomalies) and test metrics, mean ± std over seeds. Where validation "
     "and test rise together, more batches are what the model lacks; `plots/length_*.png` draws both."
 )
+CURVE_NOTE = (
+    "Jobs scored at log-spaced points of their training (`curve` section): mean ± std over seeds of the test image "
+    "AUROC (raw scores) of the last weights, of the weights at the best validation point (chosen without a test "
+    "label: the figure to compare), and the best test AUROC over the points, the figure the official CBiGAN code "
+    "reports (it keeps the checkpoint with the best test AUROC): **test-selected, shown beside, never used to "
+    "choose**. Seconds are training seconds (scoring excluded); updates are E/G updates. `plots/curve_*.png` "
+    "draws the curves."
+)
+CURVE_COLUMNS = {
+    "updates": "updates",
+    "image_AUROC_raw": "last",
+    "chosen_image_AUROC_raw": "chosen on validation",
+    "chosen_val_image_AUROC_raw": "its val AUROC",
+    "chosen_updates": "at updates",
+    "test_selected_image_AUROC_raw": "best test over training (test-selected)",
+    "chosen_pixel_AUROC": "pixel AUROC, chosen",
+}
 COSTS = {
     "trained_steps": "trained steps",  # Lightning's global_step: what a wall-clock budget bought
     "fit_duration": "train s",
@@ -325,6 +342,26 @@ def length_table(frame: pd.DataFrame) -> list[dict[str, str]]:
     return rows
 
 
+def curve_table(frame: pd.DataFrame, curves_dir: Path) -> list[dict[str, str]]:
+    """Per dataset and model variant with curves: last, chosen-on-validation and test-selected image AUROC."""
+    if "curve_points" not in frame:
+        return []
+    with_curves = frame[frame["curve_points"].notna()].copy()
+    if with_curves.empty:
+        return []
+    with_curves["updates"] = [_final_updates(Path(curves_dir) / f"{job_id}.csv") for job_id in with_curves["job_id"]]
+    rows = []
+    for (dataset, model), runs in with_curves.groupby(["category", "model"], sort=False):
+        row = {"dataset": dataset, "model": model, "seeds": str(runs["seed"].nunique())}
+        row |= {title: _cell(runs[column]) if column in runs else "—" for column, title in CURVE_COLUMNS.items()}
+        rows.append(row)
+    return rows
+
+
+def _final_updates(path: Path) -> float:
+    return float(pd.read_csv(path)["updates"].iloc[-1]) if path.is_file() else float("nan")
+
+
 def cost_table(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Per model variant: jobs, seeds, and the mean training, test and per-image inference times."""
     rows = []
@@ -424,6 +461,10 @@ def write_report(
     if lengths:
         sections += ["## Training length (validation and test against trained steps)", "", LENGTH_NOTE, "",
                      markdown_table(lengths), ""]  # fmt: skip
+    curves = curve_table(frame, results_csv.parent / CURVES)
+    if curves:
+        sections += ["## Training curves (validation and test along training)", "", CURVE_NOTE, "",
+                     markdown_table(curves), ""]  # fmt: skip
     sections += ["## Cost (means over jobs)", "", markdown_table(cost_table(frame)), ""]
     if with_published:
         published = published_tables()
@@ -432,6 +473,7 @@ def write_report(
     figures = plots.draw_all(frame, metrics, output_dir / "plots", results_csv.parent / "scores", roc_category)
     length_figure = plots.length_curve(length_groups(frame), output_dir / "plots" / "length_image_AUROC.png")
     figures += [length_figure] if length_figure is not None else []
+    figures += plots.training_curves(frame, results_csv.parent / CURVES, output_dir / "plots")
     sections += [f"![{figure.stem}](plots/{figure.name})" for figure in figures]
     sections += reconstruction_section(frame, results_csv.parent, output_dir, roc_category)
     if metrics:

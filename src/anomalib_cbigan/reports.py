@@ -57,7 +57,7 @@ def _score_map_panels(torch_model: Any, images: torch.Tensor) -> dict[str, torch
     return {"L_R (z-score)": maps[:, 0], "L_D (z-score)": maps[:, 1]}
 
 
-def _reconstruct(torch_model: Any, images: torch.Tensor) -> torch.Tensor:
+def reconstruct(torch_model: Any, images: torch.Tensor) -> torch.Tensor:
     """``G(E(x))`` of pre-processed images; tile by tile, stitched back, for models with the texture protocol."""
     tiler = getattr(torch_model, "tiler", None)
     if tiler is None:
@@ -81,7 +81,7 @@ def reconstruction_error_ratio(model: Any, datamodule: Any, batch_size: int = 16
     for start in range(0, len(normal), batch_size):
         images = torch.stack([dataset[i].image for i in normal[start : start + batch_size]])
         images = model.pre_processor.transform(images).to(device)
-        error += float((images - _reconstruct(torch_model, images)).abs().sum())
+        error += float((images - reconstruct(torch_model, images)).abs().sum())
         flat_error += float((images - images.mean(dim=(2, 3), keepdim=True)).abs().sum())
     return error / flat_error
 
@@ -121,7 +121,7 @@ def save_reconstruction_figure(model: Any, datamodule: Any, path: Path, num_imag
     torch_model = model.model.eval()
     device = next(torch_model.parameters()).device
     images = images.to(device)
-    reconstructions = _reconstruct(torch_model, images)
+    reconstructions = reconstruct(torch_model, images)
     anomaly_maps = torch_model(images).anomaly_map[:, 0]
 
     def as_rgb(batch: torch.Tensor) -> list[torch.Tensor]:
