@@ -63,3 +63,30 @@ def test_other_transforms_run_image_by_image() -> None:
     assert out.shape == (6, 3, 8, 8)
     ratios = (out / images[:, :, 4:12, 4:12]).flatten(1).median(dim=1).values
     assert len(set(ratios.round(decimals=3).tolist())) > 3  # a brightness factor per image
+
+
+def test_cached_batches_crop_before_the_float_conversion_and_give_the_same_images() -> None:
+    """The grid recipe (brightness standardised, 91-px crop, rotation, 64-px centre) on uint8 images: the cheap order
+    (crops on uint8, the whole images' brightness scale applied to the crops) gives what the plain order gives from
+    the same random draws, to float32 rounding (the scale is one multiplication either way)."""
+    from anomalib_cbigan.data import StandardizeBrightness
+    from anomalib_cbigan.data.batch_augmentation import augment_cached
+
+    images = torch.randint(0, 256, (8, 3, 160, 140), dtype=torch.uint8)
+    recipe = v2.Compose([StandardizeBrightness(0.45),
+                         v2.Compose([v2.RandomCrop(91), v2.RandomRotation((-45, 0)), v2.CenterCrop(64)])])  # fmt: skip
+    torch.manual_seed(3)
+    plain = augment_batch(recipe, images.float().div_(255))
+    torch.manual_seed(3)
+    cached = augment_cached(recipe, images)
+    torch.manual_seed(3)
+    means = StandardizeBrightness.image_means(images.float() / 255)
+    given = augment_cached(recipe, images, lambda: means)
+    assert cached.shape == plain.shape == (8, 3, 64, 64)
+    torch.testing.assert_close(cached, plain, rtol=1e-6, atol=1e-6)
+    assert torch.equal(given, cached)
+    jitter = v2.ColorJitter(brightness=0.5)  # no batched form: the plain path, image by image
+    torch.manual_seed(4)
+    expected = augment_batch(jitter, images.float() / 255)
+    torch.manual_seed(4)
+    assert torch.equal(augment_cached(jitter, images), expected)

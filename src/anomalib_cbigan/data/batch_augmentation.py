@@ -52,6 +52,50 @@ def augment_batch(transform: Transform | Callable | None, images: torch.Tensor) 
     return batched(images)
 
 
+def augment_cached(
+    transform: Transform | Callable | None, images: torch.Tensor, image_means: Callable[[], torch.Tensor] | None = None
+) -> torch.Tensor:
+    """``augment_batch(transform, images / 255)`` for a ``uint8`` batch, cheaper: leading crops run on the ``uint8``
+    images before they become floats, and a leading :class:`StandardizeBrightness` scales the crops by the whole
+    images' means (``image_means()``, (B, 1, 1, 1), computed here from the whole images if not given), which is
+    the same per-pixel scale. On 512-px images cropped to 91 px that is most of a training batch's time saved.
+
+    Example:
+        >>> import torch
+        >>> from torchvision.transforms import v2
+        >>> images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+        >>> augment_cached(v2.CenterCrop(8), images).equal(augment_batch(v2.CenterCrop(8), images.float() / 255))
+        True
+    """
+    steps = _flattened(transform)
+    if any(batched_form(step) is None for step in steps):
+        return augment_batch(transform, images.float().div_(255))
+    brightness = steps.pop(0) if steps and type(steps[0]) is StandardizeBrightness else None
+    means = None
+    if brightness is not None:
+        means = image_means() if image_means is not None else brightness.image_means(images.float().div_(255))
+    while steps and _is_crop(steps[0]):
+        images = batched_form(steps.pop(0))(images)
+    images = images.float().div_(255)
+    if brightness is not None:
+        images = brightness.scale(images, means.to(images.device))
+    return augment_batch(Compose(steps), images) if steps else images
+
+
+def _flattened(transform: Transform | Callable | None) -> list[Transform | Callable]:
+    if transform is None:
+        return []
+    if type(transform) is Compose:
+        return [step for inner in transform.transforms for step in _flattened(inner)]
+    return [transform]
+
+
+def _is_crop(transform: Transform | Callable) -> bool:
+    """A crop whose batched form only selects pixels (so it runs on any dtype)."""
+    kind = type(transform)
+    return kind is CenterCrop or (kind is RandomCrop and transform.padding is None and not transform.pad_if_needed)
+
+
 def batched_form(transform: Transform | Callable) -> BatchFunction | None:
     """A function applying ``transform`` to a whole batch with per-image parameters, or ``None`` if none here."""
     kind = type(transform)

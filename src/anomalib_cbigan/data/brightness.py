@@ -55,9 +55,19 @@ class StandardizeBrightness(Transform):
         if not torch.is_floating_point(inpt):
             msg = f"StandardizeBrightness takes float images in [0, 1], got {inpt.dtype}: convert them first"
             raise TypeError(msg)
-        current = inpt.mean(dim=(-3, -2, -1), keepdim=True).clamp_min(_EPSILON)
-        scaled = (inpt * (self.mean / current)).clamp(0, 1)
+        scaled = self.scale(inpt, self.image_means(inpt))
         return tv_tensors.wrap(scaled, like=inpt) if isinstance(inpt, tv_tensors.Image) else scaled
+
+    @staticmethod
+    def image_means(images: torch.Tensor) -> torch.Tensor:
+        """Each float image's mean over channels and pixels, shaped to broadcast over it (B, 1, 1, 1)."""
+        return images.mean(dim=(-3, -2, -1), keepdim=True)
+
+    def scale(self, images: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+        """``images`` scaled by ``self.mean / means`` and clipped to [0, 1]: the transform given the whole images'
+        ``means``, so that it can follow a crop (it is a per-image scale, elementwise; batches from memory crop
+        first and scale the crops, with the means of the whole images kept from when they were decoded)."""
+        return (images * (self.mean / means.clamp_min(_EPSILON))).clamp(0, 1)
 
 
 def with_standardized_brightness(transform: Transform | None, mean: float | None) -> Transform | None:

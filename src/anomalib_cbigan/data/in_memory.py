@@ -11,7 +11,9 @@ its training loader:
   kept as ``uint8`` (3 bytes a pixel: a few hundred images at 128x128 take megabytes);
 * a batch is an index lookup; on the model's device (after Lightning moved it) it becomes floats in [0, 1] and
   the datamodule's ``train_augmentations`` are applied to the whole batch, each image with its own random
-  parameters (:mod:`~anomalib_cbigan.data.batch_augmentation`), then the model's pre-processor runs as usual;
+  parameters (:mod:`~anomalib_cbigan.data.batch_augmentation`; leading crops before the conversion to floats,
+  and a leading brightness standardisation with each whole image's mean kept from the first batch), then the
+  model's pre-processor runs as usual;
 * ``batches_per_epoch`` sets the epoch length: a long protocol is ``trainer.max_steps`` batches validated (and
   checkpointed) every ``batches_per_epoch`` batches. Each epoch draws its batches from fresh random
   permutations of the images, so every image is seen equally often.
@@ -49,7 +51,8 @@ from torchvision.transforms.v2 import Resize
 
 from anomalib_cbigan.registry import register_datamodule
 
-from .batch_augmentation import augment_batch
+from .batch_augmentation import augment_cached
+from .brightness import StandardizeBrightness
 from .tree_checks import DatasetError, sizes_listed
 
 logger = logging.getLogger(__name__)
@@ -207,6 +210,7 @@ class InMemoryDataModule(AnomalibDataModule):
         self.image_size = (int(image_size[0]), int(image_size[1])) if image_size is not None else None
         self.batches_per_epoch = batches_per_epoch
         self.decoded: DecodedImages | None = None
+        self._image_means: torch.Tensor | None = None
         self.image_paths: list[str] = []
 
     @property
@@ -266,6 +270,7 @@ class InMemoryDataModule(AnomalibDataModule):
         size = self.decode_size()
         images = decode_images(self.image_paths, size)
         self.decoded = DecodedImages(images)
+        self._image_means = None
         logger.info(
             "InMemoryDataModule: %d training images decoded to %dx%d (%.1f MB)",
             len(images), images.shape[-2], images.shape[-1], images.numel() / 1e6,
@@ -278,13 +283,22 @@ class InMemoryDataModule(AnomalibDataModule):
         sampler = EpochBatches(len(self.decoded), self.train_batch_size, self.batches_per_epoch)
         return DataLoader(self.decoded, batch_sampler=sampler, collate_fn=_as_is, num_workers=0)
 
+    def image_means(self, indices: torch.Tensor) -> torch.Tensor:
+        """The mean of each cached image as a float image in [0, 1] (what ``StandardizeBrightness`` scales by),
+        computed once for all images the first time a batch needs them, (B, 1, 1, 1)."""
+        if self._image_means is None:
+            images = self.decoded.images
+            self._image_means = torch.cat([StandardizeBrightness.image_means(images[start : start + 16].float() / 255)
+                                           for start in range(0, len(images), 16)])  # fmt: skip
+        return self._image_means[indices.cpu()]
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:  # noqa: ANN401
         """On the model's device: a cached batch becomes an augmented float ``ImageBatch``; others pass as they are."""
         del dataloader_idx
         if not isinstance(batch, CachedBatch):
             return batch
-        images = augment_batch(self.train_augmentations, batch.images.float().div_(255))
         indices = batch.indices.tolist()
+        images = augment_cached(self.train_augmentations, batch.images, lambda: self.image_means(batch.indices))
         return ImageBatch(
             image=images,
             gt_label=torch.zeros(len(indices), dtype=torch.bool, device=images.device),
