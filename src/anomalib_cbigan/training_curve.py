@@ -4,8 +4,9 @@ GANs do not converge to a point: their detection quality rises, wanders and some
 little. :class:`ValidationCurve` scores the validation split (held-out normal training images plus synthetic
 anomalies, with ``val_split_mode: synthetic``: no test image) at points spaced by a constant factor in training
 seconds or in updates, logs the AUROCs and a grid of reconstructions to the Trainer's loggers, keeps the weights of
-the best validation point and, with ``restore_best``, puts them back when the fit ends: the checkpoint chosen on
-validation, never on the test set. Time spent scoring is not training time: a ``max_time`` budget is extended
+the best validation point and, with ``restore_best``, puts them back when the fit ends and saves them as
+``validation_chosen.ckpt`` beside the Trainer's checkpoint: the checkpoint chosen on validation, never on the test
+set. Time spent scoring is not training time: a ``max_time`` budget is extended
 by it.
 
 ``score_test`` also scores the test set at each point. That is for benchmarks only (the official CBiGAN code
@@ -23,7 +24,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable
+from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from anomalib_cbigan.models.gan_module import restore_rng_states, rng_states
 logger = logging.getLogger(__name__)
 
 UNITS = ("seconds", "updates")
+CHOSEN_CHECKPOINT = "validation_chosen.ckpt"
 VALIDATION, TEST = "val", "test"
 
 
@@ -84,6 +87,35 @@ def optimizer_updates(pl_module: LightningModule) -> int:
     return 0
 
 
+@contextmanager
+def scoring(pl_module: LightningModule) -> Iterator[None]:
+    """Eval mode and current score statistics (FCBiGAN's z-scores follow its networks) inside; the training mode
+    and the random generators' states (a loader's iterator draws a seed) restored after, so training goes on as if
+    nothing had been scored."""
+    states, was_training = rng_states(), pl_module.training
+    pl_module.eval()
+    try:
+        refresh = getattr(pl_module, "refresh_score_statistics", None)
+        if callable(refresh):
+            refresh()
+        yield
+    finally:
+        pl_module.train(was_training)
+        restore_rng_states(states)
+
+
+def predicted_batches(pl_module: LightningModule, batches: Iterable[Any]) -> Iterator[Any]:
+    """Each batch pre-processed as in validation (images and masks), with ``pl_module.model``'s predictions
+    (raw scores and maps, before the post-processor): what ``validation_step`` returns. Run under ``no_grad``."""
+    transform = getattr(getattr(pl_module, "pre_processor", None), "transform", None)
+    for batch in batches:
+        images, masks = batch.image, getattr(batch, "gt_mask", None)
+        if transform is not None:
+            images, masks = transform(images, masks)
+        predictions = pl_module.model(images.to(pl_module.device))
+        yield batch.update(image=images, gt_mask=masks, **predictions._asdict())
+
+
 @torch.no_grad()
 def score_loader(pl_module: LightningModule, batches: Iterable[Any]) -> tuple[float, float]:
     """Image and pixel AUROC of the raw scores and maps of ``pl_module.model`` (eval mode) over ``batches``.
@@ -91,21 +123,15 @@ def score_loader(pl_module: LightningModule, batches: Iterable[Any]) -> tuple[fl
     Images and masks go through the model's pre-processor, as in validation; maps are compared with the masks at
     the masks' size. Pixel AUROC is NaN where the batches have no masks or no anomalous pixel.
     """
-    torch_model = pl_module.model
-    transform = getattr(getattr(pl_module, "pre_processor", None), "transform", None)
-    device = pl_module.device
     scores, labels, maps, masks = [], [], [], []
-    for batch in batches:
-        images, gt_masks = batch.image, getattr(batch, "gt_mask", None)
-        if transform is not None:
-            images, gt_masks = transform(images, gt_masks)
-        predictions = torch_model(images.to(device))
-        scores.append(predictions.pred_score.detach().flatten().double().cpu())
+    for batch in predicted_batches(pl_module, batches):
+        scores.append(batch.pred_score.detach().flatten().double().cpu())
         labels.append(torch.as_tensor(batch.gt_label).flatten().int().cpu())
-        anomaly_map = getattr(predictions, "anomaly_map", None)
+        anomaly_map, gt_masks = getattr(batch, "anomaly_map", None), getattr(batch, "gt_mask", None)
         if anomaly_map is not None and gt_masks is not None:
-            anomaly_map = anomaly_map.detach().float().cpu().reshape(len(images), -1, *anomaly_map.shape[-2:])[:, :1]
-            gt_masks = torch.as_tensor(gt_masks).cpu().reshape(len(images), 1, *gt_masks.shape[-2:])
+            count = len(batch.pred_score.flatten())
+            anomaly_map = anomaly_map.detach().float().cpu().reshape(count, -1, *anomaly_map.shape[-2:])[:, :1]
+            gt_masks = torch.as_tensor(gt_masks).cpu().reshape(count, 1, *gt_masks.shape[-2:])
             if anomaly_map.shape[-2:] != gt_masks.shape[-2:]:
                 anomaly_map = torch.nn.functional.interpolate(anomaly_map, size=gt_masks.shape[-2:], mode="bilinear")
             maps.append(anomaly_map.flatten())
@@ -121,6 +147,20 @@ def score_loader(pl_module: LightningModule, batches: Iterable[Any]) -> tuple[fl
         if 0 < int(targets.sum()) < len(targets):
             pixel_auroc = float(binary_auroc(torch.cat(maps), targets))
     return image_auroc, pixel_auroc
+
+
+@torch.no_grad()
+def fit_post_processor(trainer: Trainer, pl_module: LightningModule, batches: Iterable[Any]) -> bool:
+    """Give anomalib's post-processor the normalisation and thresholds of the current weights on ``batches`` (the
+    validation split), as a validation epoch does; ``False`` where the model has no such post-processor."""
+    post_processor = getattr(pl_module, "post_processor", None)
+    hooks = ("on_validation_batch_end", "on_validation_epoch_end")
+    if not all(callable(getattr(post_processor, hook, None)) for hook in hooks):
+        return False
+    for batch in predicted_batches(pl_module, batches):
+        post_processor.on_validation_batch_end(trainer, pl_module, batch)
+    post_processor.on_validation_epoch_end(trainer, pl_module)
+    return True
 
 
 class ValidationCurve(Callback):
@@ -139,8 +179,10 @@ class ValidationCurve(Callback):
         first (float): The first point. Defaults to ``30``.
         factor (float): Ratio of one point to the previous, > 1. Defaults to ``2``.
         restore_best (bool): Load the weights of the best validation point when the fit ends (ties: the later
-            point), so test, export and the saved checkpoint use the weights chosen on validation. Defaults to
-            ``False``: the last weights.
+            point), fit anomalib's post-processor (normalisation, thresholds) to them on the validation split, so
+            the test and an export that follow use them, and save them as ``validation_chosen.ckpt`` in
+            the checkpoint callback's folder (anomalib's: ``weights/lightning/``; the last weights stay in
+            ``model.ckpt``). Defaults to ``False``: the last weights.
         score_test (bool): Also score the test set at each point (benchmarks: never used to choose).
             Defaults to ``False``.
         image_dir (str | Path | None): Also save each point's reconstruction grid there as a PNG. Defaults to
@@ -179,10 +221,12 @@ class ValidationCurve(Callback):
         self.image_dir = Path(image_dir) if image_dir is not None else None
         self.points: list[CurvePoint] = []
         self.best: CurvePoint | None = None
+        self.chosen_checkpoint: Path | None = None
         self._best_state: dict[str, torch.Tensor] | None = None
         self._next = 0
         self._train_start = 0.0
         self._scoring = 0.0
+        self._resumed_seconds: float | None = None
 
     def point(self, index: int) -> float:
         """Where the ``index``-th point falls, in ``unit``."""
@@ -193,10 +237,14 @@ class ValidationCurve(Callback):
         return time.monotonic() - self._train_start - self._scoring
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Start the clock; forget an earlier fit's points."""
+        """Start the clock; forget an earlier fit's points, unless this fit resumes from a checkpoint that held
+        them (the clock then goes on from the checkpoint's training seconds)."""
         del trainer, pl_module
-        self.points, self.best, self._best_state, self._next = [], None, None, 0
-        self._train_start, self._scoring = time.monotonic(), 0.0
+        if self._resumed_seconds is None:
+            self.points, self.best, self._next = [], None, 0
+        self._best_state = None  # a resumed fit keeps its best point, not that point's weights
+        self._train_start, self._scoring = time.monotonic() - (self._resumed_seconds or 0.0), 0.0
+        self._resumed_seconds = None
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
         """Score when the run has passed the next point."""
@@ -214,29 +262,45 @@ class ValidationCurve(Callback):
             self._score(trainer, pl_module, final=True)
         else:
             self.points[-1].final = True
-        if self.restore_best and self._best_state is not None and self.best is not self.points[-1]:
-            pl_module.load_state_dict(self._best_state)
-            logger.info("Restored the weights of the best validation point (%d updates, val image AUROC %.3f)",
+        if self.restore_best and self._best_state is None and self.best is not None:
+            logger.warning("The best validation point (%d updates) came before the checkpoint this fit resumed from, "
+                           "and its weights were not kept: the last weights stay", self.best.updates)  # fmt: skip
+        if self.restore_best and self._best_state is not None:
+            if self.best is not self.points[-1]:
+                pl_module.load_state_dict(self._best_state)
+            self._refit_post_processor(trainer, pl_module)
+            self._save_chosen(trainer)
+            logger.info("Weights of the best validation point kept (%d updates, val image AUROC %.3f)",
                         self.best.updates, self.best.val_image_AUROC)  # fmt: skip
+
+    @staticmethod
+    def _refit_post_processor(trainer: Trainer, pl_module: LightningModule) -> None:
+        """The restored weights' normalisation and thresholds (a validation epoch before the restore, or none at
+        all where ``max_time`` stopped mid-epoch, would leave the test others)."""
+        with scoring(pl_module):
+            fit_post_processor(trainer, pl_module, trainer.datamodule.val_dataloader())
+
+    def _save_chosen(self, trainer: Trainer) -> None:
+        """Write the chosen weights as ``validation_chosen.ckpt`` beside the checkpoint callback's (the last
+        weights' checkpoint stays what it is, so a resumed fit continues from where training stopped)."""
+        dirpath = getattr(trainer.checkpoint_callback, "dirpath", None)
+        if dirpath is None:
+            return
+        path = Path(dirpath) / CHOSEN_CHECKPOINT
+        trainer.save_checkpoint(path)
+        self.chosen_checkpoint = path
+        logger.info("Checkpoint chosen on validation: %s", path)
 
     def _score(self, trainer: Trainer, pl_module: LightningModule, *, final: bool) -> None:
         start = time.monotonic()
         point = CurvePoint(seconds=self.training_seconds(), updates=optimizer_updates(pl_module),
                            steps=int(trainer.global_step), final=final)  # fmt: skip
-        states, was_training = rng_states(), pl_module.training
-        pl_module.eval()
-        try:
-            refresh = getattr(pl_module, "refresh_score_statistics", None)  # FCBiGAN's z-scores follow its networks
-            if callable(refresh):
-                refresh()
+        with scoring(pl_module):
             datamodule = trainer.datamodule
             point.val_image_AUROC, point.val_pixel_AUROC = score_loader(pl_module, datamodule.val_dataloader())
             if self.score_test:
                 point.test_image_AUROC, point.test_pixel_AUROC = score_loader(pl_module, datamodule.test_dataloader())
             self._log_images(trainer, pl_module, datamodule, point)
-        finally:
-            pl_module.train(was_training)
-            restore_rng_states(states)
         point.scoring_seconds = time.monotonic() - start
         self.points.append(point)
         self._log(trainer, point)
@@ -280,13 +344,20 @@ class ValidationCurve(Callback):
         return [point.as_row() for point in self.points]
 
     def state_dict(self) -> dict[str, Any]:
-        """The points so far (a resumed fit continues the schedule; its curve restarts its clock)."""
-        return {"points": [asdict(point) for point in self.points], "next": self._next}
+        """The points so far, the next point and the training seconds, so a fit resumed from a checkpoint goes on
+        with the same curve and clock."""
+        seconds = self.training_seconds() if self._train_start else 0.0
+        best = self.points.index(self.best) if self.best in self.points else None
+        return {"points": [asdict(point) for point in self.points], "next": self._next, "seconds": seconds,
+                "best": best}  # fmt: skip
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Inverse of :meth:`state_dict`."""
+        """Inverse of :meth:`state_dict` (Lightning calls it before ``on_train_start`` when a fit resumes)."""
         self.points = [CurvePoint(**point) for point in state_dict.get("points", [])]
         self._next = int(state_dict.get("next", 0))
+        best = state_dict.get("best")
+        self.best = self.points[best] if best is not None else None
+        self._resumed_seconds = float(state_dict.get("seconds", 0.0))
 
 
 def reconstruction_grid(pl_module: LightningModule, batch: Any, images: int = 8) -> torch.Tensor:

@@ -4,6 +4,9 @@ a wall-clock budget extended by the scoring time; the sweep's curve rows, files 
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 import time
 from argparse import Namespace
 from collections.abc import Callable
@@ -66,6 +69,12 @@ def test_the_best_validation_point_is_restored(mvtec_root: Path, tmp_path: Path,
     best = max(curve.points[::-1], key=lambda point: point.val_image_AUROC)  # ties: the later point
     assert curve.best is not None and curve.best.updates == best.updates
     assert score_loader(model.eval(), datamodule.val_dataloader())[0] == pytest.approx(best.val_image_AUROC)
+    # The post-processor was fitted to these weights on the validation split (a max_time stop never validates).
+    assert torch.isfinite(model.post_processor.image_min) and torch.isfinite(model.post_processor.image_max)
+    saved = torch.load(curve.chosen_checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    for name, value in model.state_dict().items():
+        assert torch.equal(saved[name], value), name
+    assert curve.chosen_checkpoint.name == "validation_chosen.ckpt"
 
 
 def test_scoring_time_is_given_back_to_a_wall_clock_budget() -> None:
@@ -121,3 +130,67 @@ def test_a_sweep_job_with_a_curve_writes_its_points_and_the_report_labels_the_te
     report = write_report(output / "results.csv").read_text()
     assert "## Training curves" in report and "test-selected, shown beside, never used to choose" in report
     assert (output / "plots" / "curve_brick.png").is_file()
+
+
+def test_anomalib_train_with_the_example_config_logs_the_curve_and_tests_the_chosen_weights(
+    mvtec_root: Path, tmp_path: Path
+) -> None:
+    example = Path(__file__).parents[2] / "configs" / "examples" / "cbigan_validation_curve.yaml"
+    anomalib = str(Path(sys.executable).with_name("anomalib"))
+    out = tmp_path / "results"
+    command = [anomalib, "train", "-c", str(example), "--data.init_args.root", str(mvtec_root),
+               "--data.init_args.val_split_ratio", "0.5", "--trainer.max_time", "00:00:00:40",
+               "--model.init_args.patches_per_epoch", "64", "--default_root_dir", str(out)]  # fmt: skip
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "image_AUROC" in output and "Weights of the best validation point kept" in output
+    logged = pd.read_csv(next((tmp_path / "results" / "validation_curve").rglob("metrics.csv")))
+    assert logged["val/image_AUROC_raw"].notna().sum() >= 2  # noqa: PLR2004  # at 30 s... and at the end
+    assert list((tmp_path / "results" / "validation_curve").glob("reconstructions_*.png"))
+    chosen = next(out.rglob("validation_chosen.ckpt"))
+    assert (chosen.parent / "model.ckpt").is_file()
+
+
+def test_a_long_job_cut_off_resumes_from_its_checkpoint_with_its_curve(
+    tmp_path: Path, mvtec_root: Path, fast_args_by_name: Callable[[str], dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from anomalib_cbigan_bench import Sweep
+    from anomalib_cbigan_bench import job as job_module
+
+    config = {
+        "accelerator": "cpu",
+        "benchmark": {
+            "seed": 0,
+            "trainer": {"max_steps": 12, "enable_progress_bar": False},
+            "curve": {"unit": "updates", "first": 1, "factor": 2},
+            "checkpoint_minutes": 1e-6,  # a checkpoint after every batch
+            "model": {"class_path": "Cbigan", "init_args": fast_args_by_name("Cbigan")},
+            "data": {"class_path": "LocalMVTecAD", "init_args": {
+                "root": str(mvtec_root), "category": "brick", "train_batch_size": 4, "eval_batch_size": 4,
+                "num_workers": 0, "val_split_mode": "synthetic", "val_split_ratio": 0.5, "seed": 0,
+                "synthetic_anomalies": "defects"}},  # fmt: skip
+        },
+    }
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(config))
+    output = tmp_path / "out"
+
+    def cut_off(self: object, trainer: object, *args: object) -> None:
+        if trainer.global_step >= 7:  # noqa: PLR2004  # the machine goes away mid-training
+            raise RuntimeError("cut off")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(job_module.ValidatedStep, "on_train_batch_end", cut_off, raising=False)
+        Sweep(output_dir=output).run(Namespace(config=tmp_path / "sweep.yaml"))
+    assert list((output / "failed").glob("*.txt"))
+    assert list((output / "checkpoints").rglob("last.ckpt"))
+
+    results = Sweep(output_dir=output).run(Namespace(config=tmp_path / "sweep.yaml"))
+
+    row = results.iloc[0]
+    assert bool(row["resumed"]) and row["trained_steps"] == 12  # noqa: PLR2004
+    points = pd.read_csv(output / "curves" / f"{row['job_id']}.csv")
+    assert points["updates"].tolist() == [1, 2, 4, 6]  # the points before the cut kept, the clock went on
+    assert points["seconds"].is_monotonic_increasing
+    assert not (output / "checkpoints" / row["job_id"]).exists()  # removed once the row is written
