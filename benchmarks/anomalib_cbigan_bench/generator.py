@@ -17,6 +17,8 @@ every key with a ``grid`` list multiplies the jobs). What differs from anomalib'
   ``model.chosen_by``, shown by the report);
 * a ``curve`` section (same places, same precedence: ``{unit: seconds, first: 30, factor: 2}``) scores validation
   and test at those points of the job's training (:class:`~anomalib_cbigan.training_curve.ValidationCurve`);
+* ``checkpoint_minutes`` (same places, same precedence) makes a long job resumable: a checkpoint every that many
+  minutes of training, from which a re-run goes on;
 * ``untrained: true`` in a model's entry makes a job that validates and tests the untrained networks (the
   floor a broken training would sit on), so any sweep can carry its own floor;
 * a job whose row is already saved in the output folder is skipped (re-running resumes a sweep);
@@ -54,7 +56,7 @@ logger = logging.getLogger(__name__)
 
 
 # Sections of a model's entry that are the job's, not the model's constructor arguments.
-JOB_SECTIONS = ("trainer", "in_memory", "untrained", "chosen_by", "data", "curve")
+JOB_SECTIONS = ("trainer", "in_memory", "untrained", "chosen_by", "data", "curve", "checkpoint_minutes")
 
 
 class SweepConfigError(ValueError):
@@ -194,6 +196,7 @@ class SweepJobGenerator(BenchmarkJobGenerator):
                 threads=self.threads,
                 untrained=bool(container["model"].get("untrained", False)),
                 curve=_curve_args(container),
+                checkpoint_minutes=container["model"].get("checkpoint_minutes", container.get("checkpoint_minutes")),
             )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -44,6 +45,7 @@ SCORES = "scores"
 FAILED = "failed"
 FIGURES = "figures"
 CURVES = "curves"
+CHECKPOINTS = "checkpoints"  # a long job's resume point; removed when the job's row is written
 
 
 class TestImageTimer(Callback):
@@ -178,6 +180,32 @@ class ValidatedStep(Callback):
             self.step = trainer.global_step
 
 
+class ResumePoint(Callback):
+    """Save the fit to ``path`` every ``seconds`` of training, written whole and then renamed into place.
+
+    Lightning's ``ModelCheckpoint`` ignores its ``train_time_interval`` for models that optimise manually (ours,
+    GANomaly), so the interval is kept here.
+    """
+
+    def __init__(self, path: Path, seconds: float) -> None:
+        self.path = Path(path)
+        self.seconds = seconds
+        self._last = 0.0
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Start the interval."""
+        del trainer, pl_module
+        self._last = time.monotonic()
+
+    def on_train_batch_end(self, trainer: Trainer, *args: Any) -> None:
+        """Save once the interval has passed."""
+        del args
+        if time.monotonic() - self._last >= self.seconds:
+            with atomic_path(self.path) as tmp:
+                trainer.save_checkpoint(tmp)
+            self._last = time.monotonic()
+
+
 def _write_atomically(path: Path, write: Callable[[TextIO], object]) -> None:
     with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
         write(handle)
@@ -197,6 +225,10 @@ class SweepJob(BenchmarkJob):
         job_id (str): The job's name in ``rows/`` and ``scores/``.
         threads (int | None): CPU threads for this job (so parallel CPU workers share the cores).
         untrained (bool): Validate and test without training.
+        checkpoint_minutes (float | None): Save a checkpoint every that many minutes of training to
+            ``checkpoints/<job_id>/last.ckpt``, and resume from it when the job is run again: a job longer than a
+            session goes on where it stopped (its ``max_time`` budget and curve included). Removed when the job
+            finishes.
         curve (dict | None): :class:`~anomalib_cbigan.training_curve.ValidationCurve` arguments (``unit``,
             ``first``, ``factor``): score validation and test at those points of training. The row then also
             holds the test AUROCs at the best validation point (``chosen_*``) and the best test AUROC over
@@ -222,9 +254,11 @@ class SweepJob(BenchmarkJob):
         threads: int | None = None,
         untrained: bool = False,
         curve: dict[str, Any] | None = None,
+        checkpoint_minutes: float | None = None,
     ) -> None:
         super().__init__(accelerator, model, datamodule, seed, flat_cfg)
         self.curve = dict(curve) if curve and not untrained else None
+        self.checkpoint_minutes = checkpoint_minutes if not untrained else None
         self.trainer_args = trainer_args
         self.output_dir = Path(output_dir)
         self.job_id = job_id
@@ -260,6 +294,11 @@ class SweepJob(BenchmarkJob):
         callbacks: list[Callback] = [timer, validated, validation]
         curve = ValidationCurve(**self.curve, score_test=True) if self.curve else None
         callbacks += [curve] if curve is not None else []
+        resume_dir = self.output_dir / CHECKPOINTS / self.job_id
+        resume_from = resume_dir / "last.ckpt"
+        if self.checkpoint_minutes:
+            callbacks.append(ResumePoint(resume_from, seconds=60 * self.checkpoint_minutes))
+        resumed = bool(self.checkpoint_minutes) and resume_from.is_file()
         job_start = time.time()
         with TemporaryDirectory() as work_dir:
             seed_everything(self.seed, verbose=False)
@@ -278,7 +317,9 @@ class SweepJob(BenchmarkJob):
                 hide_output(engine.validate)(self.model, self.datamodule, verbose=False)
                 validated_after_stop = False
             else:
-                hide_output(engine.fit)(self.model, self.datamodule)
+                if resumed:
+                    print(f"{self.job_id}: resuming from {resume_from}", flush=True)
+                hide_output(engine.fit)(self.model, self.datamodule, ckpt_path=resume_from if resumed else None)
                 validated_after_stop = validated.step != engine.trainer.global_step
             if validated_after_stop:
                 # A wall-clock budget (max_time) ends training mid-epoch, where Lightning does not validate:
@@ -299,6 +340,7 @@ class SweepJob(BenchmarkJob):
             "inference_ms_per_image": 1000 * timer.seconds / max(timer.images, 1),
             "test_images": timer.images,
             "validated_after_stop": validated_after_stop,
+            "resumed": resumed,
             "trained_steps": 0 if self.untrained else int(engine.trainer.global_step),
             **self.flat_cfg,
             **test_results[0],
@@ -308,6 +350,7 @@ class SweepJob(BenchmarkJob):
         }
         self._save_scores(timer.scores)
         _write_atomically(self.output_dir / ROWS / f"{self.job_id}.json", lambda f: json.dump(row, f, default=str))
+        shutil.rmtree(resume_dir, ignore_errors=True)
         print(f"finished {self.job_id}: {_summary(row)}", flush=True)  # progress for the user
         return row
 
@@ -375,7 +418,11 @@ def curve_summary(points: pd.DataFrame) -> dict[str, Any]:
 
 def _summary(row: dict[str, Any]) -> str:
     metrics = ", ".join(f"{key} {float(value):.3f}" for key, value in row.items()
-                        if key.endswith(("_AUROC", "val_image_AUROC_raw")))  # fmt: skip
+                        if key.endswith(("_AUROC", "val_image_AUROC_raw"))
+                        and not key.startswith(("chosen_", "test_selected_")))  # fmt: skip
+    if "chosen_image_AUROC_raw" in row:
+        metrics += (f"; curve: test {row['chosen_image_AUROC_raw']:.3f} at the best validation point, "
+                    f"{row['test_selected_image_AUROC_raw']:.3f} test-selected")  # fmt: skip
     return f"{metrics}; fit {row['fit_duration']:.0f} s, {row['inference_ms_per_image']:.1f} ms/image"
 
 

@@ -132,7 +132,7 @@ def training_curves(frame: pd.DataFrame, curves_dir: Path, plot_dir: Path) -> li
         curves = {index: path for index, path in curves.items() if path.is_file()}
         if not curves:
             continue
-        figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+        figure, axes = plt.subplots(1, 2, figsize=(11, 4.2 + 0.2 * len(curves)), sharey=True)
         colours: dict[str, str] = {}
         for index, path in curves.items():
             points = pd.read_csv(path)
@@ -147,13 +147,17 @@ def training_curves(frame: pd.DataFrame, curves_dir: Path, plot_dir: Path) -> li
                     colours.setdefault(model, line.get_color())
         for axis, label in zip(axes, ("training seconds (scoring excluded)", "updates (E/G)"), strict=True):
             axis.set_xscale("log")
+            axis.xaxis.set_major_formatter(mpl.ticker.ScalarFormatter())
+            axis.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
             axis.set_xlabel(label)
             axis.axhline(0.5, color="grey", linewidth=0.8, linestyle=":")
         axes[0].set_ylabel("image AUROC (raw scores)")
-        axes[1].legend(fontsize="x-small", loc="lower right")
         figure.suptitle(f"{dataset}: validation (dashed) and test (solid) along training, one line per seed")
+        handles, labels = axes[1].get_legend_handles_labels()
+        figure.legend(handles, labels, loc="lower center", ncol=2, fontsize="x-small", frameon=False)
+        figure.tight_layout(rect=(0, 0.04 + 0.045 * len(labels) / 2, 1, 1))
         name = str(dataset).replace(" ", "_").replace("(", "").replace(")", "")
-        drawn.append(_save(figure, Path(plot_dir) / f"curve_{name}.png"))
+        drawn.append(_save(figure, Path(plot_dir) / f"curve_{name}.png", tight=False))
     return drawn
 
 
@@ -206,8 +210,9 @@ def draw_all(
     return [figure for figure in figures if figure is not None]
 
 
-def _save(figure: plt.Figure, path: Path) -> Path:
-    figure.tight_layout()
+def _save(figure: plt.Figure, path: Path, *, tight: bool = True) -> Path:
+    if tight:
+        figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=110)
     plt.close(figure)

@@ -96,6 +96,13 @@ CURVE_COLUMNS = {
     "test_selected_image_AUROC_raw": "best test over training (test-selected)",
     "chosen_pixel_AUROC": "pixel AUROC, chosen",
 }
+RANKING_NOTE = (
+    "How well the validation split ranks what the test set would: per dataset, Spearman's rank correlation "
+    "between `val_image_AUROC_raw` and the test image AUROC (raw scores) over the trained rows (every variant and "
+    "seed; untrained rows and the shortcut check left out). Below 0.6 the validation split does not rank the "
+    "candidates, and a choice made on it is close to a guess."
+)
+RANKS_BELOW = 0.6
 COSTS = {
     "trained_steps": "trained steps",  # Lightning's global_step: what a wall-clock budget bought
     "fit_duration": "train s",
@@ -353,13 +360,50 @@ def curve_table(frame: pd.DataFrame, curves_dir: Path) -> list[dict[str, str]]:
     rows = []
     for (dataset, model), runs in with_curves.groupby(["category", "model"], sort=False):
         row = {"dataset": dataset, "model": model, "seeds": str(runs["seed"].nunique())}
-        row |= {title: _cell(runs[column]) if column in runs else "—" for column, title in CURVE_COLUMNS.items()}
+        for column, title in CURVE_COLUMNS.items():
+            counts = column.endswith("updates")  # whole numbers
+            values = runs[column].dropna() if column in runs else pd.Series(dtype=float)
+            row[title] = (f"{values.mean():.0f}" if not values.empty else "—") if counts else _cell(values)
         rows.append(row)
     return rows
 
 
 def _final_updates(path: Path) -> float:
     return float(pd.read_csv(path)["updates"].iloc[-1]) if path.is_file() else float("nan")
+
+
+def ranking_table(frame: pd.DataFrame) -> list[dict[str, str]]:
+    """Per dataset with three or more trained rows: Spearman's rho of validation against test image AUROC."""
+    test = "image_AUROC_raw" if "image_AUROC_raw" in frame else "image_AUROC"
+    if SELECTION_METRIC not in frame or test not in frame:
+        return []
+    trained = frame[~frame["untrained"] & (frame["model_class"] != SHORTCUT_MODEL)]
+    rows = []
+    for dataset, group in trained.groupby("category", sort=False):
+        pairs = group[[SELECTION_METRIC, test]].dropna()
+        if len(pairs) < 3:  # noqa: PLR2004
+            continue
+        rho = spearman(pairs[SELECTION_METRIC], pairs[test])
+        verdict = "—" if np.isnan(rho) else ("ranks" if rho >= RANKS_BELOW else "**does not rank**")
+        rows.append({"dataset": dataset, "rows": str(len(pairs)), "Spearman rho": _number(rho), "validation": verdict})
+    return rows
+
+
+def spearman(first: pd.Series, second: pd.Series) -> float:
+    """Spearman's rank correlation (average ranks for ties); NaN where either side is constant.
+
+    Example:
+        >>> spearman(pd.Series([0.1, 0.2, 0.3]), pd.Series([0.5, 0.4, 0.9]))
+        0.5
+    """
+    first, second = first.rank().to_numpy(dtype=float), second.rank().to_numpy(dtype=float)
+    if first.std() == 0 or second.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(first, second)[0, 1])
+
+
+def _number(value: float) -> str:
+    return "—" if np.isnan(value) else f"{value:+.2f}"
 
 
 def cost_table(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -461,6 +505,9 @@ def write_report(
     if lengths:
         sections += ["## Training length (validation and test against trained steps)", "", LENGTH_NOTE, "",
                      markdown_table(lengths), ""]  # fmt: skip
+    ranking = ranking_table(frame)
+    if ranking:
+        sections += ["## Does validation rank the test?", "", RANKING_NOTE, "", markdown_table(ranking), ""]
     curves = curve_table(frame, results_csv.parent / CURVES)
     if curves:
         sections += ["## Training curves (validation and test along training)", "", CURVE_NOTE, "",

@@ -41,9 +41,10 @@ def test_every_shipped_sweep_builds_all_its_models_and_datamodules(path: Path, t
     assert len({job_id(job) for job in jobs}) == len(jobs)  # no two grid points alike
     results = RESULTS / path.stem / "results.csv"
     if results.is_file():
-        # Its committed results are exactly the jobs it plans: a config edited after its run, or a default that
-        # moved under an entry that did not pin it, would make a re-run redo jobs the report shows as done.
-        assert set(pd.read_csv(results)["job_id"]) == set(generator.job_ids(jobs))
+        # Its committed results are jobs it plans: a config edited after its run, or a default that moved under an
+        # entry that did not pin it, would make a re-run redo jobs the report shows as done. A sweep that outlasts
+        # a session commits its finished rows and resumes, so a planned job may have none yet.
+        assert set(pd.read_csv(results)["job_id"]) <= set(generator.job_ids(jobs))
 
 
 def test_the_default_comparison_has_every_registered_model_and_ganomaly() -> None:
