@@ -325,7 +325,8 @@ class ValidationCurve(Callback):
 
     def _log_images(self, trainer: Trainer, pl_module: LightningModule, datamodule: Any, point: CurvePoint) -> None:
         """Validation inputs over their reconstructions, for models that reconstruct and loggers that take images."""
-        takes_images = [lg for lg in trainer.loggers if callable(getattr(getattr(lg, "experiment", None), "add_image", None))]
+        takes_images = [logger_ for logger_ in trainer.loggers
+                        if callable(getattr(getattr(logger_, "experiment", None), "add_image", None))]  # fmt: skip
         if not callable(getattr(pl_module.model, "reconstruct", None)) or (not takes_images and self.image_dir is None):
             return
         grid = reconstruction_grid(pl_module, next(iter(datamodule.val_dataloader())))

@@ -28,10 +28,13 @@ from anomalib_cbigan.training_curve import ValidationCurve, _extend_time_budget,
 STEPS = 24  # critic_steps 1: 12 E/G updates
 
 
-def fit(mvtec_root: Path, tmp_path: Path, whole_images: dict, curve: ValidationCurve | None) -> tuple[Cbigan, LocalMVTecAD]:
+def fit(
+    mvtec_root: Path, tmp_path: Path, whole_images: dict, curve: ValidationCurve | None
+) -> tuple[Cbigan, LocalMVTecAD]:
     seed_everything(0)
-    datamodule = LocalMVTecAD(root=mvtec_root, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0,
-                              val_split_mode="synthetic", val_split_ratio=0.5, synthetic_anomalies="defects", seed=0)  # fmt: skip
+    datamodule = LocalMVTecAD(root=mvtec_root, category="brick", train_batch_size=4, eval_batch_size=4,
+                              num_workers=0, val_split_mode="synthetic", val_split_ratio=0.5,
+                              synthetic_anomalies="defects", seed=0)  # fmt: skip
     model = Cbigan(input_size=(64, 64), critic_steps=1, visualizer=False, **whole_images)
     engine = Engine(max_steps=STEPS, callbacks=[curve] if curve else [], logger=CSVLogger(tmp_path / "logs"),
                     default_root_dir=tmp_path, enable_progress_bar=False, check_val_every_n_epoch=1000)  # fmt: skip
@@ -52,7 +55,8 @@ def test_points_are_logged_and_scoring_leaves_training_unchanged(
         assert 0 <= point.val_image_AUROC <= 1 and 0 <= point.test_image_AUROC <= 1
         assert 0 <= point.val_pixel_AUROC <= 1 and 0 <= point.test_pixel_AUROC <= 1
     # The random generators are restored after each scoring: the same weights as a run without the callback.
-    for (name, value), other in zip(with_curve.model.state_dict().items(), without.model.state_dict().values(), strict=True):
+    others = without.model.state_dict().values()
+    for (name, value), other in zip(with_curve.model.state_dict().items(), others, strict=True):
         assert torch.equal(value, other), name
     # The last point scores the final weights as a direct scoring does.
     assert curve.points[-1].val_image_AUROC == score_loader(with_curve.eval(), datamodule.val_dataloader())[0]
@@ -93,26 +97,27 @@ def test_bad_points_are_refused() -> None:
     assert math.isclose(ValidationCurve(first=30, factor=2).point(3), 240)
 
 
+def curve_sweep(mvtec_root: Path, model: dict, **benchmark: object) -> dict:
+    """A sweep of twelve training steps a job on the small brick tree with a validation split, ``benchmark`` keys
+    (``curve``, ...) added."""
+    data = {"root": str(mvtec_root), "category": "brick", "train_batch_size": 4, "eval_batch_size": 4,
+            "num_workers": 0, "val_split_mode": "synthetic", "val_split_ratio": 0.5, "seed": 0,
+            "synthetic_anomalies": "defects"}  # fmt: skip
+    trainer = {"max_steps": 12, "enable_progress_bar": False}
+    data_section = {"class_path": "LocalMVTecAD", "init_args": data}
+    return {"accelerator": "cpu",
+            "benchmark": {"seed": 0, "trainer": trainer, "model": model, "data": data_section, **benchmark}}
+
+
 def test_a_sweep_job_with_a_curve_writes_its_points_and_the_report_labels_the_test_selected_figure(
     tmp_path: Path, mvtec_root: Path, fast_args_by_name: Callable[[str], dict]
 ) -> None:
     from anomalib_cbigan_bench import Sweep
     from anomalib_cbigan_bench.report import write_report
 
-    config = {
-        "accelerator": "cpu",
-        "benchmark": {
-            "seed": 0,
-            "trainer": {"max_steps": 12, "enable_progress_bar": False},
-            "curve": {"unit": "updates", "first": 2, "factor": 2},
-            "model": {"grid": [{"class_path": "Cbigan", "init_args": {**fast_args_by_name("Cbigan"), "alpha": a}}
-                               for a in (0.1, 0.5)]},  # fmt: skip
-            "data": {"class_path": "LocalMVTecAD", "init_args": {
-                "root": str(mvtec_root), "category": "brick", "train_batch_size": 4, "eval_batch_size": 4,
-                "num_workers": 0, "val_split_mode": "synthetic", "val_split_ratio": 0.5, "seed": 0,
-                "synthetic_anomalies": "defects"}},  # fmt: skip
-        },
-    }
+    models = {"grid": [{"class_path": "Cbigan", "init_args": {**fast_args_by_name("Cbigan"), "alpha": alpha}}
+                       for alpha in (0.1, 0.5)]}  # fmt: skip
+    config = curve_sweep(mvtec_root, models, curve={"unit": "updates", "first": 2, "factor": 2})
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(config))
     output = tmp_path / "out"
 
@@ -159,20 +164,9 @@ def test_a_long_job_cut_off_resumes_from_its_checkpoint_with_its_curve(
     from anomalib_cbigan_bench import Sweep
     from anomalib_cbigan_bench import job as job_module
 
-    config = {
-        "accelerator": "cpu",
-        "benchmark": {
-            "seed": 0,
-            "trainer": {"max_steps": 12, "enable_progress_bar": False},
-            "curve": {"unit": "updates", "first": 1, "factor": 2},
-            "checkpoint_minutes": 1e-6,  # a checkpoint after every batch
-            "model": {"class_path": "Cbigan", "init_args": fast_args_by_name("Cbigan")},
-            "data": {"class_path": "LocalMVTecAD", "init_args": {
-                "root": str(mvtec_root), "category": "brick", "train_batch_size": 4, "eval_batch_size": 4,
-                "num_workers": 0, "val_split_mode": "synthetic", "val_split_ratio": 0.5, "seed": 0,
-                "synthetic_anomalies": "defects"}},  # fmt: skip
-        },
-    }
+    model = {"class_path": "Cbigan", "init_args": fast_args_by_name("Cbigan")}
+    config = curve_sweep(mvtec_root, model, curve={"unit": "updates", "first": 1, "factor": 2},
+                         checkpoint_minutes=1e-6)  # a checkpoint after every batch
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(config))
     output = tmp_path / "out"
 
