@@ -55,6 +55,8 @@ class Skipganomaly(OneClassGanMixin, AnomalibModule):
         lr (float): Adam learning rate of both optimisers. Defaults to ``2e-4``.
         betas (Sequence[float]): Adam betas of both optimisers. Defaults to ``(0.5, 0.999)``.
         critic_steps (int): Discriminator updates per batch, after the generator's. Defaults to ``1``.
+        critic_lr_ratio (float): The discriminator's learning rate over the generator's (``lr``; TTUR, Heusel et
+            al. 2017). Defaults to ``1``.
         batch_size (int | None): Training batch size; ``None`` keeps the datamodule's. Defaults to ``None``.
         anomaly_map_sigma (float): Gaussian smoothing of the map. Defaults to ``4``.
         channels_last (bool): Networks and training batches in ``channels_last`` memory format, same numbers
@@ -73,7 +75,7 @@ class Skipganomaly(OneClassGanMixin, AnomalibModule):
     # Both papers' settings (Skip-GANomaly's official code): the defaults are the same.
     paper_settings: ClassVar[dict[str, Any]] = {
         "width": 64, "adversarial_weight": 1.0, "contextual_weight": 40.0, "latent_weight": 1.0, "lambda_": 0.9,
-        "lr": 2e-4, "betas": (0.5, 0.999), "critic_steps": 1,
+        "lr": 2e-4, "betas": (0.5, 0.999), "critic_steps": 1, "critic_lr_ratio": 1.0,
     }  # fmt: skip
 
     def __init__(
@@ -87,6 +89,7 @@ class Skipganomaly(OneClassGanMixin, AnomalibModule):
         lr: float = 2e-4,
         betas: Sequence[float] = (0.5, 0.999),
         critic_steps: int = 1,
+        critic_lr_ratio: float = 1.0,
         batch_size: int | None = None,
         anomaly_map_sigma: float = 4.0,
         channels_last: bool = True,
@@ -105,6 +108,7 @@ class Skipganomaly(OneClassGanMixin, AnomalibModule):
             "latent_weight": latent_weight >= 0,
             "lr": lr > 0,
             "critic_steps": critic_steps >= 1,
+            "critic_lr_ratio": critic_lr_ratio > 0,
             "batch_size": batch_size is None or batch_size >= 1,
             "anomaly_map_sigma": anomaly_map_sigma > 0,
         }
@@ -131,14 +135,15 @@ class Skipganomaly(OneClassGanMixin, AnomalibModule):
         self.lr = lr
         self.betas = betas
         self.critic_steps = critic_steps
+        self.critic_lr_ratio = critic_lr_ratio
         self.batch_size = batch_size
         self.init_gan_training()
 
     def configure_optimizers(self) -> list[optim.Optimizer]:
-        """Adam for G, Adam for D (both papers: lr 2e-4, betas (0.5, 0.999))."""
+        """Adam for G, Adam for D (both papers: lr 2e-4 each, betas (0.5, 0.999))."""
         return [
             optim.Adam(self.model.generator.parameters(), lr=self.lr, betas=self.betas),
-            optim.Adam(self.model.critic.parameters(), lr=self.lr, betas=self.betas),
+            optim.Adam(self.model.critic.parameters(), lr=self.lr * self.critic_lr_ratio, betas=self.betas),
         ]
 
     def training_step(self, batch: Batch, batch_idx: int) -> STEP_OUTPUT:
