@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torchvision import tv_tensors
@@ -67,3 +68,45 @@ def test_the_defect_validation_set_holds_out_training_images_and_labels_half(mvt
 def test_an_unknown_kind_of_synthetic_anomaly_is_refused(mvtec_root: Path) -> None:
     with pytest.raises(ValueError, match="synthetic_anomalies must be one of"):
         LocalMVTecAD(root=mvtec_root, category="brick", synthetic_anomalies="dtd")
+
+
+def test_every_synthetic_kind_is_made_on_the_same_held_out_images(mvtec_root: Path) -> None:
+    data = LocalMVTecAD(root=mvtec_root, category="brick", val_split_mode="synthetic", val_split_ratio=0.5,
+                        synthetic_anomalies="defects", seed=0, num_workers=0, eval_batch_size=8,
+                        standardize_brightness=0.3)  # fmt: skip
+    data.setup()
+    held_out = set(data.held_out_normal.samples.image_path)
+    painted_again = data.synthetic_validation("defects")
+    assert painted_again.samples.label_index.tolist() == data.val_data.samples.label_index.tolist()  # same draws
+    kinds = {}
+    for kind in LocalMVTecAD.SYNTHETIC_ANOMALIES:
+        dataset = data.synthetic_validation(kind)
+        samples = dataset.samples
+        assert set(samples[samples.label_index == 0].image_path) <= held_out and len(samples) == len(held_out)
+        assert samples.label_index.sum() == len(held_out) // 2
+        assert dataset.augmentations is data.val_data.augmentations  # the split's transforms (brightness here)
+        kinds[kind] = {Path(path).parent.name for path in samples[samples.label_index == 1].image_path}
+        item = dataset[int(np.flatnonzero(samples.label_index.to_numpy())[0])]
+        assert bool(item.gt_mask.any())
+    assert "perlin" not in kinds["defects"]
+
+
+def test_a_mixture_holds_perlin_blends_and_painted_defects(tmp_path: Path) -> None:
+    from anomalib_cbigan.data import build_texture_dataset
+    from anomalib_cbigan.data.synthetic_defects import SyntheticDefectsDataset
+
+    root = build_texture_dataset(tmp_path, ["brick"], num_train=24, num_test_good=1, num_test_per_defect=1)
+    data = LocalMVTecAD(root=root, category="brick")
+    data.setup()
+    normal = data.train_data.samples
+    torch.manual_seed(5)
+    expected = torch.rand(1)
+    torch.manual_seed(5)
+    mixture = SyntheticDefectsDataset(None, normal, seed=0, perlin_fraction=0.5).samples
+    assert torch.equal(torch.rand(1), expected)  # torch's global generator left as it was
+    kinds = [Path(path).parent.name for path in mixture[mixture.label_index == 1].image_path]
+    assert "perlin" in kinds and set(kinds) - {"perlin"}
+    only_painted = SyntheticDefectsDataset(None, normal, seed=0).samples
+    assert "perlin" not in {Path(path).parent.name for path in only_painted.image_path}
+    with pytest.raises(ValueError, match="perlin_fraction must be in"):
+        SyntheticDefectsDataset(None, normal, perlin_fraction=2.0)

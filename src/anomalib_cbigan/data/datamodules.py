@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from anomalib.data import MVTecAD
+from anomalib.data.datasets.base import AnomalibDataset
 from anomalib.data.utils import ValSplitMode
 from anomalib.data.utils.split import random_split
+from anomalib.data.utils.synthetic import SyntheticAnomalyDataset
 from anomalib.utils.attrs import get_nested_attr
 
 from anomalib_cbigan.registry import register_datamodule
@@ -31,9 +33,11 @@ class LocalMVTecAD(MVTecAD):
     and RGBA images are converted to RGB as anomalib reads them, and logged; ``True`` refuses them) and
     ``standardize_brightness`` (default ``None``; a mean intensity in (0, 1) scales every training, validation and
     test image to that mean before its other transforms: :class:`~anomalib_cbigan.data.StandardizeBrightness`) and
-    ``synthetic_anomalies`` (with ``val_split_mode="synthetic"``: ``"perlin"``, anomalib's Perlin-noise blends, or
-    ``"defects"``, this package's painted defects,
-    :class:`~anomalib_cbigan.data.synthetic_defects.SyntheticDefectsDataset`; default ``"perlin"``).
+    ``synthetic_anomalies`` (with ``val_split_mode="synthetic"``: ``"perlin"``, anomalib's Perlin-noise blends,
+    ``"defects"``, this package's painted defects
+    (:class:`~anomalib_cbigan.data.synthetic_defects.SyntheticDefectsDataset`), or ``"mixture"``, half of each;
+    default ``"perlin"``). :meth:`synthetic_validation` makes the split with another kind on the same held-out
+    images, to compare how well each ranks what the test would.
 
     Example:
         >>> from anomalib_cbigan.data import LocalMVTecAD
@@ -43,7 +47,7 @@ class LocalMVTecAD(MVTecAD):
         'StandardizeBrightness'
     """
 
-    SYNTHETIC_ANOMALIES = ("perlin", "defects")
+    SYNTHETIC_ANOMALIES = ("perlin", "defects", "mixture")
 
     def __init__(
         self,
@@ -58,6 +62,7 @@ class LocalMVTecAD(MVTecAD):
             raise ValueError(msg)
         super().__init__(*args, **kwargs)
         self.synthetic_anomalies = synthetic_anomalies
+        self.held_out_normal: AnomalibDataset | None = None  # the synthetic split's normal images, once set up
         self.require_rgb = require_rgb
         self.standardize_brightness = standardize_brightness
         for stage in ("train", "val", "test"):
@@ -77,12 +82,41 @@ class LocalMVTecAD(MVTecAD):
             check_batches_stack(self, type(model).__name__)
 
     def _create_val_split(self) -> None:
-        """anomalib's split, except that ``synthetic_anomalies="defects"`` paints defects instead of Perlin noise."""
-        if self.val_split_mode != ValSplitMode.SYNTHETIC or self.synthetic_anomalies == "perlin":
+        """anomalib's split; a synthetic one holds out the same images and makes ``synthetic_anomalies``."""
+        if self.val_split_mode != ValSplitMode.SYNTHETIC:
             super()._create_val_split()
             return
-        self.train_data, normal_val_data = random_split(self.train_data, self.val_split_ratio, seed=self.seed)
-        self.val_data = SyntheticDefectsDataset(normal_val_data.augmentations, normal_val_data.samples, seed=self.seed)
+        self.train_data, self.held_out_normal = random_split(self.train_data, self.val_split_ratio, seed=self.seed)
+        self.val_data = self._synthetic_split(self.synthetic_anomalies)
+
+    def synthetic_validation(self, kind: str) -> AnomalibDataset:
+        """The synthetic validation split with ``kind`` anomalies (one of :attr:`SYNTHETIC_ANOMALIES`) made from the
+        held-out normal images of this set-up, with the validation split's transforms: the split of another kind on
+        the same normal images.
+
+        Example:
+            >>> data = LocalMVTecAD(root="./datasets/MVTecAD", category="grid", val_split_mode="synthetic")
+            >>> data.synthetic_validation("mixture")
+            Traceback (most recent call last):
+            ...
+            RuntimeError: synthetic_validation needs the synthetic split of a set-up datamodule: call setup() first
+        """
+        if kind not in self.SYNTHETIC_ANOMALIES:
+            msg = f"synthetic_anomalies must be one of {self.SYNTHETIC_ANOMALIES}, got {kind!r}"
+            raise ValueError(msg)
+        if self.held_out_normal is None or getattr(self, "val_data", None) is None:
+            msg = "synthetic_validation needs the synthetic split of a set-up datamodule: call setup() first"
+            raise RuntimeError(msg)
+        dataset = self._synthetic_split(kind)
+        dataset.augmentations = self.val_data.augmentations  # as set-up gave the split's (a model's resize included)
+        return dataset
+
+    def _synthetic_split(self, kind: str) -> AnomalibDataset:
+        normal = self.held_out_normal
+        if kind == "perlin":  # anomalib's own
+            return SyntheticAnomalyDataset.from_dataset(normal)
+        return SyntheticDefectsDataset(normal.augmentations, normal.samples, seed=self.seed,
+                                       perlin_fraction=0.5 if kind == "mixture" else 0.0)  # fmt: skip
 
 
 @register_datamodule

@@ -110,6 +110,19 @@ def _read(path: str) -> tuple[np.ndarray, bool]:
         return np.asarray(image.convert("RGB"), dtype=np.float32) / 255, grey
 
 
+def _perlin_blend(path: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str, bool]:
+    """``path``'s image with anomalib's Perlin-noise blend (its synthetic split's settings), drawn from a seed taken
+    from ``rng`` (torch's global generator left as it was); ``(image, mask, "perlin", grey)``."""
+    from anomalib.data.utils.generators.perlin import PerlinAnomalyGenerator
+
+    image, grey = _read(path)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(rng.integers(2**31)))
+        generator = PerlinAnomalyGenerator(probability=1.0, blend_factor=(0.01, 0.2))  # it draws when built, too
+        out, mask = generator(torch.from_numpy(image).permute(2, 0, 1))
+    return out.permute(1, 2, 0).clamp(0, 1).numpy(), mask[0].numpy() > 0.5, "perlin", grey  # noqa: PLR2004
+
+
 class SyntheticDefectsDataset(AnomalibDataset):
     """Held-out normal images, half of them (at random) copied with a painted defect and its mask.
 
@@ -119,9 +132,21 @@ class SyntheticDefectsDataset(AnomalibDataset):
         augmentations (Transform | None): The validation augmentations.
         source_samples (pd.DataFrame): The held-out normal samples (anomalib's ``samples`` frame).
         seed (int | None): Seed of the choice of images and of the defects. Defaults to ``None``.
+        perlin_fraction (float): The share of the anomalous copies made with anomalib's Perlin-noise blend
+            (``PerlinAnomalyGenerator``, as its synthetic split makes them) instead of a painted defect: a mixture
+            of both. Defaults to ``0``: painted defects only.
     """
 
-    def __init__(self, augmentations: Transform | None, source_samples: pd.DataFrame, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        augmentations: Transform | None,
+        source_samples: pd.DataFrame,
+        seed: int | None = None,
+        perlin_fraction: float = 0.0,
+    ) -> None:
+        if not 0 <= perlin_fraction <= 1:
+            msg = f"perlin_fraction must be in [0, 1], got {perlin_fraction!r}"
+            raise ValueError(msg)
         super().__init__(augmentations=augmentations)
         rng = np.random.default_rng(seed)
         self.root = Path(tempfile.mkdtemp(prefix="anomalib_cbigan_val_defects_"))
@@ -132,7 +157,10 @@ class SyntheticDefectsDataset(AnomalibDataset):
         for index, sample in samples.iterrows():
             row = {"image_path": sample.image_path, "label": "normal", "label_index": 0, "mask_path": "",
                    "split": Split.VAL}  # fmt: skip
-            if index in anomalous:
+            # the draw only where a mixture is asked for: painted-only sets stay what they were for a seed
+            if index in anomalous and perlin_fraction > 0 and rng.random() < perlin_fraction:
+                row = self._write(index, *_perlin_blend(sample.image_path, rng))
+            elif index in anomalous:
                 row = self._write_defect(index, sample.image_path, samples.image_path, rng)
             rows.append(row)
         self.samples = pd.DataFrame(rows)
@@ -142,6 +170,10 @@ class SyntheticDefectsDataset(AnomalibDataset):
         image, grey = _read(path)
         donor = paths.iloc[int(rng.integers(len(paths)))]
         out, mask, kind = paint_defect(image, rng, _read(donor)[0])
+        return self._write(index, out, mask, kind, grey)
+
+    def _write(self, index: int, out: np.ndarray, mask: np.ndarray, kind: str, grey: bool) -> dict:
+        """Save one anomalous copy and its mask under ``<root>/<kind>``; its row of ``samples``."""
         if grey:  # no colour defect on a grey material: that would be a shortcut of its own
             out = np.repeat(out.mean(axis=-1, keepdims=True), 3, axis=-1)
         folder = self.root / kind
