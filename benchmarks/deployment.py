@@ -73,11 +73,11 @@ def grid_point(detector: str) -> dict[str, Any]:
     from anomalib.pipelines.components.utils import get_iterator_from_grid_dict
 
     from anomalib_cbigan_bench.data_roots import expand_all
-    from anomalib_cbigan_bench.generator import with_model_data
+    from anomalib_cbigan_bench.generator import with_model_overrides
 
     sweep, class_path, index = DETECTORS[detector]
     config = expand_all(yaml.safe_load((SWEEPS / f"{sweep}.yaml").read_text()))
-    points = [with_model_data(point) for point in get_iterator_from_grid_dict(config["benchmark"])]
+    points = [with_model_overrides(point) for point in get_iterator_from_grid_dict(config["benchmark"])]
     entries = []
     for point in points:
         model = point["model"]

@@ -19,6 +19,10 @@ every key with a ``grid`` list multiplies the jobs). What differs from anomalib'
   and test at those points of the job's training (:class:`~anomalib_cbigan.training_curve.ValidationCurve`);
 * ``checkpoint_minutes`` (same places, same precedence) makes a long job resumable: a checkpoint every that many
   minutes of training, from which a re-run goes on;
+* ``validations`` (same places, same precedence: ``[perlin, mixture]``) scores the final weights on the synthetic
+  validation split made with those kinds of anomalies too (the same held-out images; ``LocalMVTecAD`` data),
+  so one sweep measures how well each kind ranks the test;
+* ``seed`` in a model's entry wins over the sweep's: a later stage trains chosen candidates on more seeds;
 * ``untrained: true`` in a model's entry makes a job that validates and tests the untrained networks (the
   floor a broken training would sit on), so any sweep can carry its own floor;
 * a job whose row is already saved in the output folder is skipped (re-running resumes a sweep);
@@ -56,7 +60,7 @@ logger = logging.getLogger(__name__)
 
 
 # Sections of a model's entry that are the job's, not the model's constructor arguments.
-JOB_SECTIONS = ("trainer", "in_memory", "untrained", "chosen_by", "data", "curve", "checkpoint_minutes")
+JOB_SECTIONS = ("trainer", "in_memory", "untrained", "chosen_by", "data", "curve", "checkpoint_minutes", "validations")
 
 
 class SweepConfigError(ValueError):
@@ -136,12 +140,13 @@ class SweepJobGenerator(BenchmarkJobGenerator):
             if key not in args:
                 msg = f"The sweep configuration's `benchmark` section needs `{key}` (it has {sorted(args)})."
                 raise SweepConfigError(msg)
-        containers = [with_model_data(container) for container in get_iterator_from_grid_dict(args)]
+        containers = [with_model_overrides(container) for container in get_iterator_from_grid_dict(args)]
         parser = _class_parser()
         built: set[str] = set()
         prepared: set[str] = set()
         for container, name in zip(containers, self.job_ids(containers), strict=True):
             _curve_args(container)  # a bad section stops the sweep here
+            _validation_kinds(container)
             config = {**_class_config(container), "in_memory": _in_memory_args(container)}
             model_key = json.dumps(config["model"], sort_keys=True, default=str)
             data_key = json.dumps([config["data"], config["in_memory"]], sort_keys=True, default=str)
@@ -196,29 +201,38 @@ class SweepJobGenerator(BenchmarkJobGenerator):
                 threads=self.threads,
                 untrained=bool(container["model"].get("untrained", False)),
                 curve=_curve_args(container),
+                validations=_validation_kinds(container),
                 checkpoint_minutes=container["model"].get("checkpoint_minutes", container.get("checkpoint_minutes")),
             )
 
 
-def with_model_data(container: dict[str, Any]) -> dict[str, Any]:
-    """The grid point with its model entry's ``data`` section merged over the sweep's ``data`` (the model's wins).
+def with_model_overrides(container: dict[str, Any]) -> dict[str, Any]:
+    """The grid point with its model entry's ``data`` section merged over the sweep's ``data`` and its ``seed``
+    over the sweep's ``seed`` (the model's win), so a later stage can train one model on more seeds.
 
     Example:
-        >>> point = {"model": {"class_path": "Cbigan", "data": {"init_args": {"train_batch_size": 16}}},
+        >>> model = {"class_path": "Cbigan", "seed": 1, "data": {"init_args": {"train_batch_size": 16}}}
+        >>> point = {"seed": 0, "model": model,
         ...          "data": {"class_path": "LocalMVTecAD", "init_args": {"category": "grid", "train_batch_size": 8}}}
-        >>> merged = with_model_data(point)
-        >>> merged["data"]["init_args"], "data" in merged["model"]
-        ({'category': 'grid', 'train_batch_size': 16}, False)
+        >>> merged = with_model_overrides(point)
+        >>> merged["data"]["init_args"], merged["seed"], sorted(merged["model"])
+        ({'category': 'grid', 'train_batch_size': 16}, 1, ['class_path'])
     """
-    own = container["model"].get("data")
-    if own is None:
+    own, own_seed = container["model"].get("data"), container["model"].get("seed")
+    if own is None and own_seed is None:
         return container
-    if not isinstance(own, dict) or set(own) - {"init_args"}:
+    if own is not None and (not isinstance(own, dict) or set(own) - {"init_args"}):
         msg = f"Sweep job {job_label(container)}: a model's `data` section holds only `init_args`, got {own!r}"
         raise SweepConfigError(msg)
+    if own_seed is not None and (not isinstance(own_seed, int) or isinstance(own_seed, bool)):
+        msg = f"Sweep job {job_label(container)}: a model's `seed` is one whole number, got {own_seed!r}"
+        raise SweepConfigError(msg)
     merged = copy.deepcopy(container)
-    merged["model"].pop("data")
-    merged["data"].setdefault("init_args", {}).update(copy.deepcopy(own.get("init_args") or {}))
+    if own_seed is not None:
+        merged["seed"] = merged["model"].pop("seed")
+    if own is not None:
+        merged["model"].pop("data")
+        merged["data"].setdefault("init_args", {}).update(copy.deepcopy(own.get("init_args") or {}))
     return merged
 
 
@@ -263,6 +277,18 @@ def _curve_args(container: dict[str, Any]) -> dict[str, Any] | None:
         msg = f"Sweep job {job_label(container)}: `curve` takes unit, first and factor, got {section!r}"
         raise SweepConfigError(msg)
     return dict(section)
+
+
+def _validation_kinds(container: dict[str, Any]) -> list[str]:
+    """The extra synthetic validation kinds the job scores (the model's entry wins); a bad list names the job."""
+    from anomalib_cbigan.data import LocalMVTecAD
+
+    kinds = container["model"].get("validations", container.get("validations")) or []
+    known = LocalMVTecAD.SYNTHETIC_ANOMALIES
+    if not isinstance(kinds, list) or set(map(str, kinds)) - set(known):
+        msg = f"Sweep job {job_label(container)}: `validations` is a list of {list(known)}, got {kinds!r}"
+        raise SweepConfigError(msg)
+    return [str(kind) for kind in kinds]
 
 
 def _in_memory_args(container: dict[str, Any]) -> dict[str, Any] | None:

@@ -33,10 +33,11 @@ from anomalib.models import AnomalibModule
 from anomalib.pipelines.benchmark.job import BenchmarkJob
 from anomalib.utils.logging import LoggerRedirectError, hide_output
 from lightning import Callback, LightningModule, Trainer, seed_everything
+from torch.utils.data import DataLoader
 
 from anomalib_cbigan.atomic_files import atomic_path
 from anomalib_cbigan.metrics import auroc
-from anomalib_cbigan.training_curve import ValidationCurve
+from anomalib_cbigan.training_curve import ValidationCurve, score_loader, scoring
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +234,9 @@ class SweepJob(BenchmarkJob):
             ``first``, ``factor``): score validation and test at those points of training. The row then also
             holds the test AUROCs at the best validation point (``chosen_*``) and the best test AUROC over
             the points (``test_selected_*``: the official CBiGAN code's figure, reported, never chosen with).
+        validations (Sequence[str]): Synthetic validation kinds (``LocalMVTecAD.SYNTHETIC_ANOMALIES``) the final
+            weights are scored on too, each made on the same held-out images: ``val_<kind>_image_AUROC_raw`` and
+            ``val_<kind>_pixel_AUROC`` in the row. Defaults to none.
 
     Example:
         >>> from anomalib_cbigan_bench.job import SweepJob
@@ -255,10 +259,12 @@ class SweepJob(BenchmarkJob):
         untrained: bool = False,
         curve: dict[str, Any] | None = None,
         checkpoint_minutes: float | None = None,
+        validations: Sequence[str] = (),
     ) -> None:
         super().__init__(accelerator, model, datamodule, seed, flat_cfg)
         self.curve = dict(curve) if curve and not untrained else None
         self.checkpoint_minutes = checkpoint_minutes if not untrained else None
+        self.validations = list(validations)
         self.trainer_args = trainer_args
         self.output_dir = Path(output_dir)
         self.job_id = job_id
@@ -328,6 +334,7 @@ class SweepJob(BenchmarkJob):
             test_start = time.time()
             test_results = hide_output(engine.test)(self.model, self.datamodule, verbose=False)
             test_end = time.time()
+            other_validations = self._score_validations()
             self._save_figure()  # after the clock: a by-product, not the test's cost
         job_end = time.time()
         row = {
@@ -346,6 +353,7 @@ class SweepJob(BenchmarkJob):
             **test_results[0],
             "image_AUROC_raw": _raw_auroc(timer.scores),
             **validation.metrics(),
+            **other_validations,
             **(self._save_curve(curve) if curve is not None else {}),
         }
         self._save_scores(timer.scores)
@@ -353,6 +361,21 @@ class SweepJob(BenchmarkJob):
         shutil.rmtree(resume_dir, ignore_errors=True)
         print(f"finished {self.job_id}: {_summary(row)}", flush=True)  # progress for the user
         return row
+
+    def _score_validations(self) -> dict[str, float]:
+        """The final weights' raw image and pixel AUROC on each extra synthetic validation kind."""
+        data = getattr(self.datamodule, "datamodule", self.datamodule)  # InMemoryDataModule wraps the files' module
+        if self.validations and not callable(getattr(data, "synthetic_validation", None)):
+            msg = f"`validations` needs LocalMVTecAD data with val_split_mode synthetic, not {type(data).__name__}"
+            raise TypeError(msg)
+        columns = {}
+        for kind in self.validations:
+            dataset = data.synthetic_validation(kind)
+            loader = DataLoader(dataset, batch_size=data.eval_batch_size, collate_fn=dataset.collate_fn)
+            with scoring(self.model):
+                image_auroc, pixel_auroc = score_loader(self.model, loader)
+            columns |= {f"val_{kind}_image_AUROC_raw": image_auroc, f"val_{kind}_pixel_AUROC": pixel_auroc}
+        return columns
 
     def _save_figure(self) -> None:
         """``figures/<job_id>.png`` for models that reconstruct (this package's); a failure is printed, not raised."""

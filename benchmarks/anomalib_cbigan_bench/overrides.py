@@ -91,6 +91,8 @@ def apply_overrides(benchmark: dict[str, Any], overrides: dict[str, Any], *, str
     for key, value in overrides.items():
         if key == "seed":
             benchmark["seed"] = {"grid": value} if isinstance(value, list) else value
+            for entry in entries:  # a model's own seed must not hide the command line's
+                entry.pop("seed", None)
             continue
         section, _, argument = key.rpartition(".")
         if section == "trainer":

@@ -56,7 +56,7 @@ RESULTS_FILE = "results.csv"
 # Keys a sweep config may have at the top (plus "x-..." keys for YAML anchors) and in its benchmark section;
 # anything else is a typo that would otherwise be ignored (`worker: 2` would run serially).
 TOP_LEVEL_KEYS = ("accelerator", "benchmark", "workers", "output")
-BENCHMARK_KEYS = ("seed", "model", "data", "trainer", "in_memory", "curve", "checkpoint_minutes")
+BENCHMARK_KEYS = ("seed", "model", "data", "trainer", "in_memory", "curve", "checkpoint_minutes", "validations")
 
 
 class Sweep(Benchmark):

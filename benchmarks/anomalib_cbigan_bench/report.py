@@ -87,6 +87,13 @@ CURVE_NOTE = (
     "choose**. Seconds are training seconds (scoring excluded); updates are E/G updates. `plots/curve_*.png` "
     "draws the curves."
 )
+CURVE_POINTS_NOTE = (
+    "The test image AUROC (raw scores) at each point of training, mean ± std over seeds: what the same schedule "
+    "gives after a shorter budget (training seconds, scoring excluded; the last point at the budget's end is the "
+    "table above's \"last\"). The last column: how well validation ranks the test along one training (Spearman's "
+    "rho over a job's points, every point included; mean ± std over seeds), what choosing a checkpoint rests on."
+)
+ALONG_TRAINING = "val ranks test over the points (Spearman)"
 CURVE_COLUMNS = {
     "updates": "updates",
     "image_AUROC_raw": "last",
@@ -100,7 +107,8 @@ RANKING_NOTE = (
     "How well the validation split ranks what the test set would: per dataset, Spearman's rank correlation "
     "between `val_image_AUROC_raw` and the test image AUROC (raw scores) over the trained rows (every variant and "
     "seed; untrained rows and the shortcut check left out). Below 0.6 the validation split does not rank the "
-    "candidates, and a choice made on it is close to a guess."
+    "candidates, and a choice made on it is close to a guess. Where the jobs also scored other kinds of synthetic "
+    "anomalies on the same held-out images (a sweep's `validations`), each kind has its line."
 )
 RANKS_BELOW = 0.6
 COSTS = {
@@ -368,24 +376,74 @@ def curve_table(frame: pd.DataFrame, curves_dir: Path) -> list[dict[str, str]]:
     return rows
 
 
+def curve_points_table(frame: pd.DataFrame, curves_dir: Path) -> list[dict[str, str]]:
+    """Per dataset and model variant with curves: the test image AUROC at each point of training before the last
+    (mean ± std over seeds), named by its training seconds or E/G updates (the curve's unit), and how well the
+    validation AUROC ranks the test AUROC over each job's points (Spearman)."""
+    if "curve_points" not in frame:
+        return []
+    groups, names = [], {}
+    for (dataset, model), runs in frame[frame["curve_points"].notna()].groupby(["category", "model"], sort=False):
+        values: dict[tuple[str, int], list[float]] = {}
+        rhos = []
+        for _, run in runs.iterrows():
+            path = Path(curves_dir) / f"{run['job_id']}.csv"
+            if not path.is_file():
+                continue
+            points = pd.read_csv(path)
+            rhos.append(spearman(points["val_image_AUROC"], points["test_image_AUROC"]))
+            unit = run.get("curve.unit") if isinstance(run.get("curve.unit"), str) else run.get("model.curve.unit")
+            unit = "updates" if unit == "updates" else "seconds"
+            for _, point in points[~points["final"].astype(bool)].iterrows():
+                key = (unit, round(float(point[unit])))
+                names[key] = _point_name(*key)
+                values.setdefault(key, []).append(float(point["test_image_AUROC"]))
+        if values:
+            tail = {ALONG_TRAINING: _cell(pd.Series(rhos, dtype=float))}
+            groups.append(({"dataset": dataset, "model": model, "seeds": str(len(runs))}, values, tail))
+    order = sorted(names, key=lambda key: (key[0] != "seconds", key[1]))
+    return [{**head, **{names[key]: _cell(pd.Series(values.get(key, []), dtype=float)) for key in order}, **tail}
+            for head, values, tail in groups]  # fmt: skip
+
+
+def _point_name(unit: str, value: float) -> str:
+    """A curve point's column: ``"30 s"``, ``"4 min"``, ``"500 updates"``.
+
+    Example:
+        >>> _point_name("seconds", 30), _point_name("seconds", 240), _point_name("updates", 500)
+        ('30 s', '4 min', '500 updates')
+    """
+    if unit == "updates":
+        return f"{value:.0f} updates"
+    return f"{value:.0f} s" if value < 60 else f"{value / 60:g} min"  # noqa: PLR2004
+
+
 def _final_updates(path: Path) -> float:
     return float(pd.read_csv(path)["updates"].iloc[-1]) if path.is_file() else float("nan")
 
 
 def ranking_table(frame: pd.DataFrame) -> list[dict[str, str]]:
-    """Per dataset with three or more trained rows: Spearman's rho of validation against test image AUROC."""
+    """Per dataset with three or more trained rows: Spearman's rho of validation against test image AUROC, for the
+    sweep's validation split and for each extra synthetic kind its jobs were scored on (``validations``)."""
     test = "image_AUROC_raw" if "image_AUROC_raw" in frame else "image_AUROC"
     if SELECTION_METRIC not in frame or test not in frame:
         return []
+    splits = {SELECTION_METRIC: "the sweep's"} | {
+        column: column.removeprefix("val_").removesuffix("_image_AUROC_raw")
+        for column in frame.columns
+        if column.startswith("val_") and column.endswith("_image_AUROC_raw") and column != SELECTION_METRIC
+    }
     trained = frame[~frame["untrained"] & (frame["model_class"] != SHORTCUT_MODEL)]
     rows = []
     for dataset, group in trained.groupby("category", sort=False):
-        pairs = group[[SELECTION_METRIC, test]].dropna()
-        if len(pairs) < 3:  # noqa: PLR2004
-            continue
-        rho = spearman(pairs[SELECTION_METRIC], pairs[test])
-        verdict = "—" if np.isnan(rho) else ("ranks" if rho >= RANKS_BELOW else "**does not rank**")
-        rows.append({"dataset": dataset, "rows": str(len(pairs)), "Spearman rho": _number(rho), "validation": verdict})
+        for column, split in splits.items():
+            pairs = group[[column, test]].dropna()
+            if len(pairs) < 3:  # noqa: PLR2004
+                continue
+            rho = spearman(pairs[column], pairs[test])
+            verdict = "—" if np.isnan(rho) else ("ranks" if rho >= RANKS_BELOW else "**does not rank**")
+            rows.append({"dataset": dataset, "validation split": split, "rows": str(len(pairs)),
+                         "Spearman rho": _number(rho), "validation": verdict})  # fmt: skip
     return rows
 
 
@@ -511,7 +569,8 @@ def write_report(
     curves = curve_table(frame, results_csv.parent / CURVES)
     if curves:
         sections += ["## Training curves (validation and test along training)", "", CURVE_NOTE, "",
-                     markdown_table(curves), ""]  # fmt: skip
+                     markdown_table(curves), "", CURVE_POINTS_NOTE, "",
+                     markdown_table(curve_points_table(frame, results_csv.parent / CURVES)), ""]  # fmt: skip
     sections += ["## Cost (means over jobs)", "", markdown_table(cost_table(frame)), ""]
     if with_published:
         published = published_tables()

@@ -116,8 +116,9 @@ def test_a_sweep_job_with_a_curve_writes_its_points_and_the_report_labels_the_te
     from anomalib_cbigan_bench.report import write_report
 
     models = {"grid": [{"class_path": "Cbigan", "init_args": {**fast_args_by_name("Cbigan"), "alpha": alpha}}
-                       for alpha in (0.1, 0.5)]}  # fmt: skip
-    config = curve_sweep(mvtec_root, models, curve={"unit": "updates", "first": 2, "factor": 2})
+                       for alpha in (0.1, 0.5, 0.9)]}  # fmt: skip
+    config = curve_sweep(mvtec_root, models, curve={"unit": "updates", "first": 2, "factor": 2},
+                         validations=["defects", "mixture"])  # fmt: skip
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(config))
     output = tmp_path / "out"
 
@@ -132,7 +133,12 @@ def test_a_sweep_job_with_a_curve_writes_its_points_and_the_report_labels_the_te
         chosen = points[points["val_image_AUROC"] == points["val_image_AUROC"].max()].iloc[-1]
         assert row["chosen_image_AUROC_raw"] == pytest.approx(chosen["test_image_AUROC"])
         assert points["test_image_AUROC"].iloc[-1] == pytest.approx(row["image_AUROC_raw"])  # the last weights
+        # the sweep's own kind again, on the same images: the row's validation AUROC; the mixture beside it
+        assert row["val_defects_image_AUROC_raw"] == pytest.approx(row["val_image_AUROC_raw"])
+        assert 0 <= row["val_mixture_image_AUROC_raw"] <= 1 and 0 <= row["val_mixture_pixel_AUROC"] <= 1
     report = write_report(output / "results.csv").read_text()
+    assert "| brick | mixture | 3 |" in report  # how well each kind ranks the test, one line each
+    assert "| seeds | 2 updates | 4 updates |" in report  # the test AUROC at each point before the last
     assert "## Training curves" in report and "test-selected, shown beside, never used to choose" in report
     assert (output / "plots" / "curve_brick.png").is_file()
 

@@ -136,9 +136,10 @@ def minimal(**changes: object) -> dict:
         ({}, "no `benchmark` section"),
         (minimal(in_memory={"batches_per_epoch": 0}), "batches_per_epoch must be at least 1"),
         (minimal(in_memory={"batch_per_epoch": 10}), "batch_per_epoch"),
+        (minimal(validations=["dtd"]), "`validations` is a list of"),
     ],
     ids=["alpha-range", "alpha-type", "unknown-model", "unknown-category", "no-data", "empty", "in-memory-value",
-         "in-memory-key"],  # fmt: skip
+         "in-memory-key", "validation-kind"],  # fmt: skip
 )
 def test_bad_configurations_name_the_problem(benchmark: dict, message: str, tmp_path: Path) -> None:
     with pytest.raises(SweepConfigError, match=message):
@@ -182,6 +183,24 @@ def test_job_ids_are_stable_and_tell_seeds_apart() -> None:
     first = {"seed": 0, "model.class_path": "Cbigan", "data.init_args.category": "brick"}
     assert job_id(first) == job_id(dict(reversed(first.items())))
     assert job_id(first) != job_id({**first, "seed": 1})
+
+
+def test_a_models_own_seed_wins_over_the_sweeps_and_the_command_lines_over_both(tmp_path: Path) -> None:
+    from anomalib_cbigan_bench.overrides import apply_overrides
+
+    models = {"grid": [{"class_path": "Cbigan"}, {"class_path": "Cbigan", "seed": 2}]}
+    generator = SweepJobGenerator("cpu", tmp_path)
+    points = generator.plan(minimal(model=models), check_data=False)
+    assert [point["seed"] for point in points] == [0, 2]
+    assert "seed" not in points[1]["model"]  # not a model argument
+    # the same job as a sweep-wide seed 2: a later stage's row is found by the same name
+    sweep_wide = generator.plan(minimal(model={"class_path": "Cbigan"}, seed=2), check_data=False)
+    assert generator.job_ids(points)[1] == generator.job_ids(sweep_wide)[0]
+    overridden = generator.plan(apply_overrides(minimal(model=models), {"seed": 5}), check_data=False)
+    assert [point["seed"] for point in overridden] == [5, 5]
+    assert len(set(generator.job_ids(overridden))) == 1  # one job: the second finds the first's row and is skipped
+    with pytest.raises(SweepConfigError, match="`seed` is one whole number"):
+        generator.plan(minimal(model={"class_path": "Cbigan", "seed": [1, 2]}), check_data=False)
 
 
 def test_a_jobs_initial_weights_depend_on_its_seed_only(tmp_path: Path, mvtec_root: Path) -> None:
