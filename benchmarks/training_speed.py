@@ -339,6 +339,7 @@ def measure(name: str, path: str, args: argparse.Namespace) -> dict[str, Any]:
         "model": name,
         "path": path,
         "batch": batch_size,
+        "critic steps": getattr(model, "critic_steps", ""),  # a batch is one critic or one E/G step (CBiGAN, EGBAD)
         "images/s": round(totals["images"] / seconds, 1),
         "s/batch": round(seconds / batches, 3),
         "data %": round(100 * totals["data"] / seconds, 1),

@@ -30,7 +30,7 @@ def test_training_speed_measures_both_paths_and_writes_its_tables(
     for row in rows:
         assert row["timed batches"] == 6 and row["images/s"] > 0  # one D, D, D, D, D, E/G cycle
         assert row["critic s"] > 0 and row["E/G s"] > 0 and 0 <= row["data %"] <= 100
-        assert row["ops/batch"] > 0 and row["protocol batches"] == 1_200_000
+        assert row["ops/batch"] > 0 and row["protocol batches"] == 1_200_000 and row["critic steps"] == 5
         assert row["% of matmul 1024"] > 0 and row["% of conv3x3 3ch"] > 0
     # same math whatever the layout, data path and number of network calls
     assert before["GFLOP/batch"] == unfused["GFLOP/batch"] == fused["GFLOP/batch"] > 0
