@@ -57,9 +57,7 @@ class LocalMVTecAD(MVTecAD):
         synthetic_anomalies: str = "perlin",
         **kwargs: Any,  # noqa: ANN401
     ) -> None:
-        if synthetic_anomalies not in self.SYNTHETIC_ANOMALIES:
-            msg = f"synthetic_anomalies must be one of {self.SYNTHETIC_ANOMALIES}, got {synthetic_anomalies!r}"
-            raise ValueError(msg)
+        self._check_kind(synthetic_anomalies)
         super().__init__(*args, **kwargs)
         self.synthetic_anomalies = synthetic_anomalies
         self.held_out_normal: AnomalibDataset | None = None  # the synthetic split's normal images, once set up
@@ -101,15 +99,19 @@ class LocalMVTecAD(MVTecAD):
             ...
             RuntimeError: synthetic_validation needs the synthetic split of a set-up datamodule: call setup() first
         """
-        if kind not in self.SYNTHETIC_ANOMALIES:
-            msg = f"synthetic_anomalies must be one of {self.SYNTHETIC_ANOMALIES}, got {kind!r}"
-            raise ValueError(msg)
+        self._check_kind(kind)
         if self.held_out_normal is None or getattr(self, "val_data", None) is None:
             msg = "synthetic_validation needs the synthetic split of a set-up datamodule: call setup() first"
             raise RuntimeError(msg)
         dataset = self._synthetic_split(kind)
         dataset.augmentations = self.val_data.augmentations  # as set-up gave the split's (a model's resize included)
         return dataset
+
+    @classmethod
+    def _check_kind(cls, kind: str) -> None:
+        if kind not in cls.SYNTHETIC_ANOMALIES:
+            msg = f"synthetic_anomalies must be one of {cls.SYNTHETIC_ANOMALIES}, got {kind!r}"
+            raise ValueError(msg)
 
     def _synthetic_split(self, kind: str) -> AnomalibDataset:
         normal = self.held_out_normal
