@@ -400,7 +400,7 @@ def curve_points_table(frame: pd.DataFrame, curves_dir: Path) -> list[dict[str, 
                 values.setdefault(key, []).append(float(point["test_image_AUROC"]))
         if values:
             tail = {ALONG_TRAINING: _cell(pd.Series(rhos, dtype=float))}
-            groups.append(({"dataset": dataset, "model": model, "seeds": str(len(runs))}, values, tail))
+            groups.append(({"dataset": dataset, "model": model, "seeds": str(runs["seed"].nunique())}, values, tail))
     order = sorted(names, key=lambda key: (key[0] != "seconds", key[1]))
     return [{**head, **{names[key]: _cell(pd.Series(values.get(key, []), dtype=float)) for key in order}, **tail}
             for head, values, tail in groups]  # fmt: skip
@@ -569,8 +569,10 @@ def write_report(
     curves = curve_table(frame, results_csv.parent / CURVES)
     if curves:
         sections += ["## Training curves (validation and test along training)", "", CURVE_NOTE, "",
-                     markdown_table(curves), "", CURVE_POINTS_NOTE, "",
-                     markdown_table(curve_points_table(frame, results_csv.parent / CURVES)), ""]  # fmt: skip
+                     markdown_table(curves), ""]  # fmt: skip
+    points = curve_points_table(frame, results_csv.parent / CURVES) if curves else []
+    if points:  # curves of a final point only have no points along training
+        sections += [CURVE_POINTS_NOTE, "", markdown_table(points), ""]
     sections += ["## Cost (means over jobs)", "", markdown_table(cost_table(frame)), ""]
     if with_published:
         published = published_tables()

@@ -141,6 +141,12 @@ def test_a_sweep_job_with_a_curve_writes_its_points_and_the_report_labels_the_te
     assert "| seeds | 2 updates | 4 updates |" in report  # the test AUROC at each point before the last
     assert "## Training curves" in report and "test-selected, shown beside, never used to choose" in report
     assert (output / "plots" / "curve_brick.png").is_file()
+    # Curves of a final point only (a job shorter than its first point): the table of points along training is left out.
+    for path in (output / "curves").glob("*.csv"):
+        points = pd.read_csv(path)
+        points[points["final"].astype(bool)].to_csv(path, index=False)
+    report = write_report(output / "results.csv").read_text()
+    assert "## Training curves" in report and "2 updates" not in report
 
 
 def test_anomalib_train_with_the_example_config_logs_the_curve_and_tests_the_chosen_weights(
