@@ -9,11 +9,16 @@ Usage:
     python benchmarks/run_sweep.py --config benchmarks/sweeps/embedded_textures.yaml [--workers 2] [--output DIR]
     python benchmarks/run_sweep.py --config benchmarks/sweeps/mvtec_objects_gpu.yaml --dry-run   # check, train nothing
     python benchmarks/run_sweep.py --config benchmarks/sweeps/mvtec_objects_gpu.yaml --smoke     # 2 steps a job
+    python benchmarks/run_sweep.py --config benchmarks/sweeps/mvtec_objects_gpu.yaml --runner ray --address auto
     python benchmarks/run_sweep.py --config benchmarks/sweeps/mvtec_objects_gpu.yaml \
         -- --data.init_args.root /data/MVTecAD --trainer.max_steps 100000 --seed 0   # anomalib options win
 
 Options after ``--`` use ``anomalib train``'s dotted names (``--trainer.*``, ``--model.init_args.*``,
 ``--data.init_args.*``, ``--in_memory.*``, ``--seed``) and win over the config's, for every job they apply to.
+
+``--runner ray`` runs each job as a Ray task (``pip install "./benchmarks[ray]"``): on a local Ray instance, or with
+``--address`` on a cluster (docs/benchmarks.md, "On a Ray cluster"); rows land in the same output folder, so the
+runners resume each other's sweeps.
 
 Writes ``<output>/results.csv`` (every finished job: configuration, seed, metrics, train/test seconds,
 inference ms per image), ``<output>/report.md``, ``summary.csv``/``.md``, ``plots/*.png`` and ``figures/*.png``.
@@ -28,7 +33,7 @@ from pathlib import Path
 
 from anomalib_cbigan_bench import Sweep, SweepConfigError
 from anomalib_cbigan_bench.overrides import parse_overrides
-from anomalib_cbigan_bench.pipeline import RESULTS_FILE
+from anomalib_cbigan_bench.pipeline import RESULTS_FILE, RUNNERS
 from anomalib_cbigan_bench.report import write_report
 
 
@@ -44,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-report", action="store_true", help="only run the jobs")
     parser.add_argument("--dry-run", action="store_true", help="build every job and check its data; train nothing")
     parser.add_argument("--smoke", action="store_true", help="2 steps a job, batch 4, into <output>_smoke")
+    parser.add_argument("--runner", choices=RUNNERS, default="anomalib",
+                        help="anomalib's runners on this machine (default), or each job a Ray task")  # fmt: skip
+    parser.add_argument("--address", help="with --runner ray: the cluster's address (default: a local Ray instance)")
     argv = list(sys.argv[1:] if argv is None else argv)
     passthrough: list[str] = []
     if "--" in argv:
@@ -53,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no sweep config at {args.config}")
     try:
         sweep = Sweep(output_dir=args.output, workers=args.workers, overrides=parse_overrides(passthrough),
-                      smoke=args.smoke)  # fmt: skip
+                      smoke=args.smoke, runner=args.runner, address=args.address)  # fmt: skip
         if args.dry_run:
             sweep.plan(Namespace(config=args.config))
             return 0

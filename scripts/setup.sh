@@ -16,7 +16,7 @@ if [ ! -f "$stamp" ]; then
     echo "Setting up $VENV with $("$PYTHON" --version) (first run: a few minutes, about 6.5 GB)..." >&2
     [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
     pip_quiet install --quiet --upgrade pip
-    pip_quiet install --progress-bar off -c constraints.txt -e ".[dev]" -e ./benchmarks
+    pip_quiet install --progress-bar off -c constraints.txt -e ".[dev]" -e "./benchmarks[ray]"
     rm -f "$VENV"/.installed-*
     touch "$stamp"
 fi

@@ -140,7 +140,7 @@ class SweepJobGenerator(BenchmarkJobGenerator):
             if key not in args:
                 msg = f"The sweep configuration's `benchmark` section needs `{key}` (it has {sorted(args)})."
                 raise SweepConfigError(msg)
-        containers = [with_model_overrides(container) for container in get_iterator_from_grid_dict(args)]
+        containers = grid_points(args)
         parser = _class_parser()
         built: set[str] = set()
         prepared: set[str] = set()
@@ -156,7 +156,7 @@ class SweepJobGenerator(BenchmarkJobGenerator):
             classes = _build(parser, container)
             built |= {model_key, data_key}
             if unprepared:
-                _prepare_data(classes.data, container)
+                prepare_data(classes.data, container)
                 prepared.add(data_key)
         self._planned = (fingerprint, containers)
         return containers
@@ -177,33 +177,48 @@ class SweepJobGenerator(BenchmarkJobGenerator):
         """Yield the unfinished jobs of the grid, printing one progress line per grid point."""
         del previous_stage_result  # a single-stage pipeline
         containers = self.plan(args)
-        parser = _class_parser()
         for index, (container, name) in enumerate(zip(containers, self.job_ids(containers), strict=True), 1):
-            flat_cfg = flatten_dict(container)
             progress = f"[{index}/{len(containers)}] {job_label(container)} ({name})"
             if self.is_finished(name):
                 print(f"{progress}: finished in an earlier run, skipped", flush=True)
                 continue
-            # Seeded before the model is built, so its initial weights belong to the job's seed, not to
-            # whichever jobs ran before it in this process (anomalib's generator builds them unseeded).
-            seed_everything(container["seed"], verbose=False)
-            classes = _build(parser, container)  # its data was prepared by plan()
+            job = self.build_job(container, name)  # its data was prepared by plan()
             print(f"{progress}: starting", flush=True)
-            yield SweepJob(
-                accelerator=self.accelerator,
-                model=classes.model,
-                datamodule=classes.data,
-                seed=container["seed"],
-                flat_cfg=flat_cfg,
-                trainer_args=_trainer_args(container),
-                output_dir=self.output_dir,
-                job_id=name,
-                threads=self.threads,
-                untrained=bool(container["model"].get("untrained", False)),
-                curve=_curve_args(container),
-                validations=_validation_kinds(container),
-                checkpoint_minutes=container["model"].get("checkpoint_minutes", container.get("checkpoint_minutes")),
-            )
+            yield job
+
+    def build_job(self, container: dict[str, Any], name: str, output_dir: Path | None = None) -> SweepJob:
+        """The job of one grid point (of :meth:`plan`), called ``name``, saving into ``output_dir`` (default: the
+        sweep's); raises :class:`SweepConfigError` naming the job if its model or data cannot be built."""
+        # Seeded before the model is built, so its initial weights belong to the job's seed, not to whichever jobs
+        # ran before it in this process (anomalib's generator builds them unseeded).
+        seed_everything(container["seed"], verbose=False)
+        classes = _build(_class_parser(), container)
+        return SweepJob(
+            accelerator=self.accelerator,
+            model=classes.model,
+            datamodule=classes.data,
+            seed=container["seed"],
+            flat_cfg=flatten_dict(container),
+            trainer_args=_trainer_args(container),
+            output_dir=self.output_dir if output_dir is None else output_dir,
+            job_id=name,
+            threads=self.threads,
+            untrained=bool(container["model"].get("untrained", False)),
+            curve=_curve_args(container),
+            validations=_validation_kinds(container),
+            checkpoint_minutes=container["model"].get("checkpoint_minutes", container.get("checkpoint_minutes")),
+        )
+
+
+def grid_points(args: dict[str, Any]) -> list[dict[str, Any]]:
+    """The grid points of a sweep's ``benchmark`` section (anomalib's grid), each with its model entry's overrides.
+
+    Example:
+        >>> points = grid_points({"seed": {"grid": [0, 1]}, "model": {"class_path": "Cbigan"}, "data": {}})
+        >>> [point["seed"] for point in points]
+        [0, 1]
+    """
+    return [with_model_overrides(container) for container in get_iterator_from_grid_dict(args)]
 
 
 def with_model_overrides(container: dict[str, Any]) -> dict[str, Any]:
@@ -249,7 +264,7 @@ def _build(parser: ArgumentParser, container: dict[str, Any]) -> Any:
         raise SweepConfigError(msg) from error
 
 
-def _prepare_data(datamodule: AnomalibDataModule, container: dict[str, Any]) -> None:
+def prepare_data(datamodule: AnomalibDataModule, container: dict[str, Any]) -> None:
     """Write or check the job's dataset (``prepare_data``), or raise an error naming the job."""
     try:
         datamodule.prepare_data()

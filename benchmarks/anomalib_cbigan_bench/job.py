@@ -277,16 +277,13 @@ class SweepJob(BenchmarkJob):
         A failure is written to ``failed/<job_id>.txt`` (the job's configuration and the error)
         and raised again, so anomalib's runner logs it and goes on with the next job.
         """
-        failure = self.output_dir / FAILED / f"{self.job_id}.txt"
         try:
             row = self._fit_and_test(task_id)
         except Exception as error:
             cause = error.__cause__ if isinstance(error, LoggerRedirectError) and error.__cause__ else error
-            text = f"{json.dumps(self.flat_cfg, default=str)}\n{type(cause).__name__}: {cause}\n"
-            _write_atomically(failure, lambda f: f.write(text))
-            print(f"FAILED {self.job_id}: {type(cause).__name__}: {cause}", flush=True)
+            write_failure(self.output_dir, self.job_id, self.flat_cfg, f"{type(cause).__name__}: {cause}")
             raise
-        failure.unlink(missing_ok=True)
+        (self.output_dir / FAILED / f"{self.job_id}.txt").unlink(missing_ok=True)
         return row
 
     def _fit_and_test(self, task_id: int | None) -> dict[str, Any]:
@@ -471,6 +468,14 @@ def _plain_bincount() -> Iterator[None]:
         yield
     finally:
         torch.use_deterministic_algorithms(was_deterministic, warn_only=warn_only)
+
+
+def write_failure(output_dir: Path, job_id: str, flat_cfg: dict[str, Any], error: str) -> None:
+    """``failed/<job_id>.txt``: the job's configuration, then ``error`` (``"Type: message"``) as its last line, which
+    the sweep prints at its end; and the same line now."""
+    text = f"{json.dumps(flat_cfg, default=str)}\n{error}\n"
+    _write_atomically(Path(output_dir) / FAILED / f"{job_id}.txt", lambda f: f.write(text))
+    print(f"FAILED {job_id}: {error}", flush=True)
 
 
 def finished_rows(output_dir: Path, order: Sequence[str] = ()) -> list[dict[str, Any]]:

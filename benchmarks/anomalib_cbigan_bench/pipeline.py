@@ -17,6 +17,8 @@ What it adds, each because anomalib's pipeline lacks it:
   with their error; :meth:`Sweep.plan` does only that (a dry run);
 * data roots are named, not written: ``root: ${MVTEC_ROOT}`` takes the environment variable, else the default
   of :mod:`~anomalib_cbigan_bench.data_roots` (the shared folder beside the checkout);
+* ``runner="ray"``: every job a Ray task, on a local Ray instance or a cluster
+  (:mod:`~anomalib_cbigan_bench.ray_runner`);
 * settings given on the command line win over the config's (``overrides``: anomalib's dotted option names,
   see :mod:`~anomalib_cbigan_bench.overrides`), and ``smoke`` runs every job for two steps into a folder
   of its own.
@@ -49,6 +51,7 @@ from .data_roots import expand_all
 from .generator import SweepConfigError, SweepJobGenerator, job_label
 from .job import FAILED, SweepJob, finished_rows
 from .overrides import SMOKE, apply_overrides
+from .ray_runner import RayRunner
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +59,7 @@ RESULTS_FILE = "results.csv"
 # Keys a sweep config may have at the top (plus "x-..." keys for YAML anchors) and in its benchmark section;
 # anything else is a typo that would otherwise be ignored (`worker: 2` would run serially).
 TOP_LEVEL_KEYS = ("accelerator", "benchmark", "workers", "output")
+RUNNERS = ("anomalib", "ray")
 BENCHMARK_KEYS = ("seed", "model", "data", "trainer", "in_memory", "curve", "checkpoint_minutes", "validations")
 
 
@@ -69,6 +73,10 @@ class Sweep(Benchmark):
             (:func:`~anomalib_cbigan_bench.overrides.parse_overrides` reads them from a command line).
         smoke (bool): Two training steps a job on batches of 4, written to ``<output>_smoke`` unless
             ``output_dir`` is given: checks the whole sweep (data, models, test, report) in minutes.
+        runner (str): ``"anomalib"`` (anomalib's serial or parallel runner, on this machine) or ``"ray"`` (each job a
+            Ray task: :class:`~anomalib_cbigan_bench.ray_runner.RayRunner`; ``workers`` then sets the cores a CPU job
+            asks for, this machine's divided by ``workers``).
+        address (str | None): With ``runner="ray"``, the cluster to run on; ``None`` starts a local Ray instance.
     """
 
     def __init__(
@@ -78,11 +86,22 @@ class Sweep(Benchmark):
         overrides: dict[str, Any] | None = None,
         *,
         smoke: bool = False,
+        runner: str = "anomalib",
+        address: str | None = None,
     ) -> None:
+        if runner not in RUNNERS:
+            msg = f"runner must be one of {list(RUNNERS)}, got {runner!r}"
+            raise SweepConfigError(msg)
+        if address is not None and runner != "ray":
+            msg = "an address is a Ray cluster's: it needs runner='ray' (--runner ray)"
+            raise SweepConfigError(msg)
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.workers = workers
         self.overrides = dict(overrides or {})
         self.smoke = smoke
+        self.runner = runner
+        self.address = address
+        self.raw_benchmark: dict[str, Any] = {}  # the benchmark section before its data roots were expanded
         self.failed_jobs: list[str] = []
 
     def _get_args(self, args: Namespace | None) -> dict[str, Any]:
@@ -92,11 +111,6 @@ class Sweep(Benchmark):
         if not isinstance(pipeline_args, dict):
             msg = f"{args.config}: a sweep configuration is a YAML mapping, got {type(pipeline_args).__name__}"
             raise SweepConfigError(msg)
-        try:
-            pipeline_args = expand_all(pipeline_args)
-        except KeyError as error:
-            msg = f"{args.config}: {error.args[0]}"
-            raise SweepConfigError(msg) from error
         _check_keys(pipeline_args, TOP_LEVEL_KEYS, args.config, "")
         if isinstance(pipeline_args.get("benchmark"), dict):
             _check_keys(pipeline_args["benchmark"], BENCHMARK_KEYS, args.config, "benchmark.")
@@ -104,6 +118,12 @@ class Sweep(Benchmark):
             if self.smoke:
                 benchmark = apply_overrides(benchmark, SMOKE, strict=False)
             pipeline_args["benchmark"] = apply_overrides(benchmark, self.overrides)
+            self.raw_benchmark = pipeline_args["benchmark"]
+        try:
+            pipeline_args = expand_all(pipeline_args)
+        except KeyError as error:
+            msg = f"{args.config}: {error.args[0]}"
+            raise SweepConfigError(msg) from error
         default_output = Path("results") / "sweeps" / Path(args.config).stem
         if self.output_dir is None:
             output = Path(pipeline_args.get("output") or default_output)
@@ -128,6 +148,11 @@ class Sweep(Benchmark):
                 threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
             else:
                 workers, threads = max(torch.cuda.device_count(), 1), None
+            if self.runner == "ray":
+                threads = max(1, (os.cpu_count() or 1) // workers) if accelerator == "cpu" else None
+                generator = SweepJobGenerator(accelerator, self.output_dir, threads=threads)
+                runners.append(RayRunner(generator, raw_args=self.raw_benchmark, address=self.address))
+                continue
             generator = SweepJobGenerator(accelerator, self.output_dir, threads=threads)
             runners.append(SerialRunner(generator) if workers == 1 else ParallelRunner(generator, n_jobs=workers))
         return runners
@@ -166,8 +191,10 @@ class Sweep(Benchmark):
         runners = self._setup_runners(pipeline_args)
         job_args = pipeline_args.get(SweepJob.name) or {}
         planned: list[str] = []
-        for runner in runners:  # fail fast, while errors still reach the user
-            planned += runner.generator.job_ids(runner.generator.plan(job_args))
+        # Fail fast, while errors still reach the user; a cluster's driver may not hold the data (its workers check).
+        check_data = self.runner != "ray" or self.address is None
+        for runner in runners:
+            planned += runner.generator.job_ids(runner.generator.plan(job_args, check_data=check_data))
         self.output_dir.mkdir(parents=True, exist_ok=True)
         redirect_logs(str(self.output_dir / "pipeline.log"))
         for runner in runners:

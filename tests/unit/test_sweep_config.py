@@ -163,6 +163,27 @@ def test_bad_pipeline_settings_fail_before_any_job(top: dict, message: str, tmp_
     assert not (tmp_path / "out" / "rows").exists()
 
 
+def test_a_runner_is_one_of_the_known_and_an_address_is_a_ray_clusters() -> None:
+    with pytest.raises(SweepConfigError, match=r"runner must be one of \['anomalib', 'ray'\]"):
+        Sweep(runner="dask")
+    with pytest.raises(SweepConfigError, match="needs runner='ray'"):
+        Sweep(address="auto")
+
+
+def test_the_ray_runner_gets_the_config_before_its_data_roots_are_expanded(tmp_path: Path) -> None:
+    from anomalib_cbigan_bench.ray_runner import RayRunner
+
+    config = tmp_path / "sweep.yaml"
+    config.write_text(yaml.safe_dump({"accelerator": "cpu", "workers": 2,
+                                      "benchmark": minimal(data={"class_path": "LocalMVTecAD",
+                                                                 "init_args": {"root": "${MVTEC_ROOT}"}})}))  # fmt: skip
+    sweep = Sweep(output_dir=tmp_path / "out", runner="ray", address="auto")
+    (runner,) = sweep._setup_runners(sweep._get_args(Namespace(config=config)))
+    assert isinstance(runner, RayRunner) and runner.address == "auto"
+    assert runner.raw_args["data"]["init_args"]["root"] == "${MVTEC_ROOT}"  # each worker expands its own
+    assert runner.resources() == {"num_cpus": max(1, (os.cpu_count() or 1) // 2)}
+
+
 def test_an_unknown_benchmark_key_is_named(tmp_path: Path) -> None:
     config = tmp_path / "sweep.yaml"
     config.write_text(yaml.safe_dump({"accelerator": "cpu", "benchmark": {**minimal(), "trainr": {"max_epochs": 1}}}))
