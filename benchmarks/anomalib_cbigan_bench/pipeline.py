@@ -51,7 +51,7 @@ from .data_roots import expand_all
 from .generator import SweepConfigError, SweepJobGenerator, job_label
 from .job import FAILED, SweepJob, finished_rows
 from .overrides import SMOKE, apply_overrides
-from .ray_runner import RayRunner
+from .ray_runner import RayRunner, import_ray
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +149,7 @@ class Sweep(Benchmark):
             else:
                 workers, threads = max(torch.cuda.device_count(), 1), None
             if self.runner == "ray":
+                import_ray()  # installed, or an error saying how, before anything runs
                 threads = max(1, (os.cpu_count() or 1) // workers) if accelerator == "cpu" else None
                 generator = SweepJobGenerator(accelerator, self.output_dir, threads=threads)
                 runners.append(RayRunner(generator, raw_args=self.raw_benchmark, address=self.address))
@@ -201,6 +202,8 @@ class Sweep(Benchmark):
             try:
                 runner.run(job_args)
             except Exception:  # anomalib's runners raise once at the end if any job failed
+                if isinstance(runner, RayRunner):  # records its failed jobs itself: anything raised is the runner's
+                    raise
                 logger.exception("Some jobs of the %s runner failed.", runner.generator.accelerator)
         results = pd.DataFrame(finished_rows(self.output_dir, planned))
         write_results(results, self.output_dir / RESULTS_FILE)

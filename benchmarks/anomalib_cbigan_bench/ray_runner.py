@@ -42,7 +42,8 @@ RETRIES = 3  # a job whose worker process or node died is run again this many ti
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2
 
 
-def _ray() -> Any:  # noqa: ANN401  # the module, imported where it is needed: an optional dependency
+def import_ray() -> Any:  # noqa: ANN401  # the module, imported where it is needed: an optional dependency
+    """The ``ray`` module, or a :class:`SweepConfigError` saying how to install it."""
     try:
         import ray
     except ImportError as error:
@@ -76,7 +77,7 @@ class RayRunner(Runner):
     def run(self, args: dict, prev_stage_results: PREV_STAGE_RESULT = None) -> GATHERED_RESULTS:
         """Submit every unfinished job, save each one's files as its task ends; return the rows of this run."""
         del prev_stage_results  # a single-stage pipeline
-        ray = _ray()
+        ray = import_ray()
         generator = self.generator
         # On a cluster the driver may not hold the data: each worker checks its own (a job without data fails).
         containers = generator.plan(args, check_data=self.address is None)
@@ -117,10 +118,15 @@ class RayRunner(Runner):
         """Join the cluster at ``address``, or start a local instance; whether this runner started it."""
         if ray.is_initialized():
             return False
-        if self.address is not None:
-            ray.init(address=self.address)
-        else:
-            ray.init(address="local", include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES)
+        try:
+            if self.address is not None:
+                ray.init(address=self.address)
+            else:
+                ray.init(address="local", include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES)
+        except Exception as error:
+            where = f"the Ray cluster at {self.address!r}" if self.address is not None else "a local Ray instance"
+            msg = f"could not start or join {where} ({type(error).__name__}: {error}); no job was submitted"
+            raise SweepConfigError(msg) from error
         return True
 
     def _save(self, name: str, files: dict[str, bytes]) -> None:
