@@ -145,17 +145,17 @@ class Sweep(Benchmark):
                 raise SweepConfigError(msg)
             if accelerator == "cpu":
                 workers = self.workers or 1
-                threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+                # cores a job is given; a serial run leaves torch its own default
+                shared = workers > 1 or self.runner == "ray"
+                threads = max(1, (os.cpu_count() or 1) // workers) if shared else None
             else:
                 workers, threads = max(torch.cuda.device_count(), 1), None
+            generator = SweepJobGenerator(accelerator, self.output_dir, threads=threads)
             if self.runner == "ray":
                 import_ray()  # installed, or an error saying how, before anything runs
-                threads = max(1, (os.cpu_count() or 1) // workers) if accelerator == "cpu" else None
-                generator = SweepJobGenerator(accelerator, self.output_dir, threads=threads)
                 runners.append(RayRunner(generator, raw_args=self.raw_benchmark, address=self.address))
-                continue
-            generator = SweepJobGenerator(accelerator, self.output_dir, threads=threads)
-            runners.append(SerialRunner(generator) if workers == 1 else ParallelRunner(generator, n_jobs=workers))
+            else:
+                runners.append(SerialRunner(generator) if workers == 1 else ParallelRunner(generator, n_jobs=workers))
         return runners
 
     def plan(self, args: Namespace | None = None) -> pd.DataFrame:
@@ -192,9 +192,8 @@ class Sweep(Benchmark):
         runners = self._setup_runners(pipeline_args)
         job_args = pipeline_args.get(SweepJob.name) or {}
         planned: list[str] = []
-        # Fail fast, while errors still reach the user; a cluster's driver may not hold the data (its workers check).
-        check_data = self.runner != "ray" or self.address is None
-        for runner in runners:
+        for runner in runners:  # fail fast, while errors still reach the user
+            check_data = not isinstance(runner, RayRunner) or runner.check_data
             planned += runner.generator.job_ids(runner.generator.plan(job_args, check_data=check_data))
         self.output_dir.mkdir(parents=True, exist_ok=True)
         redirect_logs(str(self.output_dir / "pipeline.log"))

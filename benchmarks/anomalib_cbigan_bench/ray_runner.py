@@ -67,6 +67,8 @@ class RayRunner(Runner):
         super().__init__(generator)
         self.raw_args = raw_args
         self.address = address
+        # On a cluster the driver may not hold the data: each worker checks its own (a job without data fails).
+        self.check_data = address is None
 
     def resources(self) -> dict[str, float]:
         """What each job's task asks Ray for: one GPU (and a core to feed it) for a CUDA job, else its cores."""
@@ -79,8 +81,7 @@ class RayRunner(Runner):
         del prev_stage_results  # a single-stage pipeline
         ray = import_ray()
         generator = self.generator
-        # On a cluster the driver may not hold the data: each worker checks its own (a job without data fails).
-        containers = generator.plan(args, check_data=self.address is None)
+        containers = generator.plan(args, check_data=self.check_data)
         raw_containers = grid_points(self.raw_args)
         names = generator.job_ids(containers)
         pending: dict[Any, tuple[str, dict[str, Any], str]] = {}
