@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
@@ -110,3 +112,33 @@ def test_a_mixture_holds_perlin_blends_and_painted_defects(tmp_path: Path) -> No
     assert "perlin" not in {Path(path).parent.name for path in only_painted.image_path}
     with pytest.raises(ValueError, match="perlin_fraction must be in"):
         SyntheticDefectsDataset(None, normal, perlin_fraction=2.0)
+
+
+def _median_mask_area(mask_paths: pd.Series) -> float:
+    return float(np.median([np.asarray(Image.open(path)).astype(bool).mean() for path in mask_paths]))
+
+
+def test_embedded_validation_defects_are_the_size_of_its_test_defects(tmp_path: Path) -> None:
+    # The embedded images are the defect generator's crops: a photograph's window would shrink the validation
+    # defects below the test ones (7x in area), and the validation split would rank nothing the test does.
+    from anomalib_cbigan.data import TextureAnomalies, build_texture_dataset
+
+    root = build_texture_dataset(tmp_path, ["brick"], num_train=24, num_test_good=1, num_test_per_defect=3)
+    areas = {}
+    for cls in (TextureAnomalies, LocalMVTecAD):
+        data = cls(root=root, category="brick", val_split_mode="synthetic", val_split_ratio=0.5,
+                   synthetic_anomalies="defects", seed=0)  # fmt: skip
+        data.setup()
+        val, test = data.val_data.samples, data.test_data.samples
+        areas[cls] = _median_mask_area(val.mask_path[val.label_index == 1])
+        test_area = _median_mask_area(test.mask_path[test.label_index == 1])
+    assert 0.5 < areas[TextureAnomalies] / test_area < 2  # noqa: PLR2004
+    assert areas[LocalMVTecAD] < 0.3 * areas[TextureAnomalies]  # noqa: PLR2004
+
+
+def test_a_defect_window_outside_the_image_is_refused() -> None:
+    from anomalib_cbigan.data.synthetic_defects import paint_defect
+
+    image = np.full((32, 32), 0.5, dtype=np.float32)
+    with pytest.raises(ValueError, match="window_fraction must be in"):
+        paint_defect(image, np.random.default_rng(0), image, window_fraction=1.5)

@@ -20,7 +20,7 @@ from anomalib.utils.attrs import get_nested_attr
 from anomalib_cbigan.registry import register_datamodule
 
 from .brightness import with_standardized_brightness
-from .synthetic_defects import SyntheticDefectsDataset
+from .synthetic_defects import WINDOW_FRACTION, SyntheticDefectsDataset
 from .texture_anomalies import CATEGORIES, build_texture_dataset, default_root, is_current
 from .tree_checks import check_batches_stack, check_mvtec_tree
 
@@ -48,6 +48,8 @@ class LocalMVTecAD(MVTecAD):
     """
 
     SYNTHETIC_ANOMALIES = ("perlin", "defects", "mixture")
+    # The painted defects' window, a share of each image (synthetic_defects.paint_defect): whole photographs here.
+    DEFECT_WINDOW_FRACTION = WINDOW_FRACTION
 
     def __init__(
         self,
@@ -118,7 +120,8 @@ class LocalMVTecAD(MVTecAD):
         if kind == "perlin":  # anomalib's own
             return SyntheticAnomalyDataset.from_dataset(normal)
         return SyntheticDefectsDataset(normal.augmentations, normal.samples, seed=self.seed,
-                                       perlin_fraction=0.5 if kind == "mixture" else 0.0)  # fmt: skip
+                                       perlin_fraction=0.5 if kind == "mixture" else 0.0,
+                                       window_fraction=self.DEFECT_WINDOW_FRACTION)  # fmt: skip
 
 
 @register_datamodule
@@ -134,6 +137,10 @@ class TextureAnomalies(LocalMVTecAD):
         num_workers (int): Defaults to ``0`` (the images are small; workers cost more than they save).
         **kwargs: Any other :class:`anomalib.data.MVTecAD` argument.
     """
+
+    # Its images are the defect generator's 192-px crops already: a painted validation defect spans the whole
+    # image, the size of the test set's defects (a 512-px photograph's window would make them 7x smaller in area).
+    DEFECT_WINDOW_FRACTION = 1.0
 
     def __init__(
         self,

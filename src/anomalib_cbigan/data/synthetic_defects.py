@@ -6,7 +6,10 @@ AD grid those blends lower the texture's contrast, and a CBiGAN that ranks the r
 *below* the normal images (docs/benchmarks.md, grid), so they cannot choose a setting there. ``LocalMVTecAD(
 val_split_mode="synthetic", synthetic_anomalies="defects")`` makes the anomalous half with the embedded dataset's
 defect generator instead (:mod:`~anomalib_cbigan.data.texture_anomalies`: scratch, hole, stain, cut-and-paste of
-another held-out image), painted into a window of each image scaled to its size, in grey on grey images.
+another held-out image), painted into a window of each image scaled to its size, in grey on grey images. The window
+is the share of the image that the generator's 192-px crop is of its 512-px photograph (``WINDOW_FRACTION``), so
+the defects keep their size relative to the texture; on images that are such crops already (the embedded dataset),
+the whole image (``window_fraction=1``).
 
 Example:
     >>> import numpy as np
@@ -64,20 +67,27 @@ def _with_channels(array: np.ndarray, channels: int) -> np.ndarray:
 
 
 def paint_defect(
-    image: np.ndarray, rng: np.random.Generator, other: np.ndarray, kind: str | None = None
+    image: np.ndarray,
+    rng: np.random.Generator,
+    other: np.ndarray,
+    kind: str | None = None,
+    window_fraction: float = WINDOW_FRACTION,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """``image`` with one defect, its boolean mask and the defect's kind.
 
     ``image`` and the cut-and-paste donor ``other`` are float arrays in [0, 1], (H, W) or (H, W, C), of any sizes
     and channel counts (the donor is brought to the image's channels). The defect is drawn at the embedded
-    generator's 192-px scale on a copy of a random window (square, the window fraction of the shorter side; the
+    generator's 192-px scale on a copy of a random window (square, ``window_fraction`` of the shorter side; the
     whole shorter side of an image under 8 px), and only the change it made is scaled back into the window and
     kept where its mask is: every pixel outside the mask keeps its value.
     """
+    if not 0 < window_fraction <= 1:
+        msg = f"window_fraction must be in (0, 1], got {window_fraction!r}"
+        raise ValueError(msg)
     flat = image.ndim == 2  # noqa: PLR2004
     image = image[..., None] if flat else image
     height, width, channels = image.shape
-    side = min(height, width, max(8, round(WINDOW_FRACTION * min(height, width))))
+    side = min(height, width, max(8, round(window_fraction * min(height, width))))
     top, left = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
     window = image[top : top + side, left : left + side]
     small = _resized(window, (CROP, CROP))
@@ -135,6 +145,8 @@ class SyntheticDefectsDataset(AnomalibDataset):
         perlin_fraction (float): The share of the anomalous copies made with anomalib's Perlin-noise blend
             (``PerlinAnomalyGenerator``, as its synthetic split makes them) instead of a painted defect: a mixture
             of both. Defaults to ``0``: painted defects only.
+        window_fraction (float): The painted defects' window, a share of each image's shorter side
+            (:func:`paint_defect`). Defaults to ``WINDOW_FRACTION`` (images of whole photographs, as MVTec AD's).
     """
 
     def __init__(
@@ -143,11 +155,13 @@ class SyntheticDefectsDataset(AnomalibDataset):
         source_samples: pd.DataFrame,
         seed: int | None = None,
         perlin_fraction: float = 0.0,
+        window_fraction: float = WINDOW_FRACTION,
     ) -> None:
         if not 0 <= perlin_fraction <= 1:
             msg = f"perlin_fraction must be in [0, 1], got {perlin_fraction!r}"
             raise ValueError(msg)
         super().__init__(augmentations=augmentations)
+        self.window_fraction = window_fraction
         rng = np.random.default_rng(seed)
         self.root = Path(tempfile.mkdtemp(prefix="anomalib_cbigan_val_defects_"))
         self._cleanup = True
@@ -169,7 +183,7 @@ class SyntheticDefectsDataset(AnomalibDataset):
     def _write_defect(self, index: int, path: str, paths: pd.Series, rng: np.random.Generator) -> dict:
         image, grey = _read(path)
         donor = paths.iloc[int(rng.integers(len(paths)))]
-        out, mask, kind = paint_defect(image, rng, _read(donor)[0])
+        out, mask, kind = paint_defect(image, rng, _read(donor)[0], window_fraction=self.window_fraction)
         return self._write(index, out, mask, kind, grey)
 
     def _write(self, index: int, out: np.ndarray, mask: np.ndarray, kind: str, grey: bool) -> dict:
