@@ -24,10 +24,12 @@ from pathlib import Path
 
 # The paper's texture protocol (train on random tile crops, score each image tile by tile, image score = largest
 # tile score) with a small CPU recipe, not the paper's 1.2 M GPU batches: one critic step per E/G step, a ten times
-# larger learning rate and a larger alpha, so that it learns within the main job's few minutes on 2 cores.
+# larger learning rate and a larger alpha, so that it learns within the main job's few minutes on 2 cores; the
+# critic's learning rate three times E's and G's, chosen on validation (benchmarks/sweeps/demo_schedules.yaml).
 # Training images are decoded once (InMemoryDataModule), which buys more batches in those minutes than files do.
 DEMO_DEFAULTS = {"epochs": 18, "batches_per_epoch": 100, "tile": 64, "image_size": 128, "batch_size": 16,
-                 "critic_steps": 1, "lr": 1e-3, "alpha": 0.5, "weight_average_decay": 0.995}  # fmt: skip
+                 "critic_steps": 1, "critic_lr_ratio": 3.0, "lr": 1e-3, "alpha": 0.5,
+                 "weight_average_decay": 0.995}  # fmt: skip
 
 
 def _demo_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -59,6 +61,12 @@ def _demo_parser(subparsers: argparse._SubParsersAction) -> None:
         default=DEMO_DEFAULTS["critic_steps"],
         help="critic updates per E/G update (paper: 5; the short demo recipe uses 1)",
     )
+    demo.add_argument(
+        "--critic-lr-ratio",
+        type=float,
+        default=DEMO_DEFAULTS["critic_lr_ratio"],
+        help="the critic's learning rate over E's and G's (paper: 1; default: %(default)s)",
+    )
     demo.add_argument("--lr", type=float, default=DEMO_DEFAULTS["lr"], help="Adam learning rate (paper: 1e-4)")
     demo.add_argument("--alpha", type=float, default=DEMO_DEFAULTS["alpha"], help="CBiGAN consistency weight")
     demo.add_argument(
@@ -89,6 +97,8 @@ def run_demo(args: argparse.Namespace) -> dict[str, float]:
     kwargs = {"input_size": (side, side), "critic_steps": args.critic_steps, "lr": args.lr}
     if takes_argument(cls, "alpha"):
         kwargs["alpha"] = args.alpha
+    if takes_argument(cls, "critic_lr_ratio"):
+        kwargs["critic_lr_ratio"] = args.critic_lr_ratio
     if takes_argument(cls, "weight_average_decay"):
         kwargs.update(weight_average_decay=args.weight_average_decay, weight_average_every=1)
     crops = {}

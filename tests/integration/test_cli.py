@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from anomalib.deploy import OpenVINOInferencer
 
 from anomalib_cbigan import list_models
@@ -144,7 +145,7 @@ def test_shipped_configs_parse(tmp_path: Path) -> None:
 
 def test_demo_trains_tests_and_writes_its_tables_and_figure(mvtec_root: Path, tmp_path: Path) -> None:
     # The main job, shortened to one epoch: the texture protocol (crops, tiles), the tables and the figure.
-    from anomalib_cbigan.cli import main
+    from anomalib_cbigan.cli import DEMO_DEFAULTS, main
 
     out = tmp_path / "demo"
     with contextlib.redirect_stdout(io.StringIO()) as printed:
@@ -155,3 +156,6 @@ def test_demo_trains_tests_and_writes_its_tables_and_figure(mvtec_root: Path, tm
     assert "image_AUROC" in table and "pixel_AUPRO" in table and "reconstruction_error_ratio" in table
     assert "1 epochs of 4 batches" in printed.getvalue() and "of a flat image's" in printed.getvalue()
     assert (out / "metrics.csv").is_file() and (out / "reconstructions.png").stat().st_size > 10_000
+    # The demo's schedule reaches the model: a faster critic (its recipe's critic_lr_ratio).
+    hyper_parameters = torch.load(next(out.rglob("*.ckpt")), map_location="cpu", weights_only=False)
+    assert hyper_parameters["hyper_parameters"]["critic_lr_ratio"] == DEMO_DEFAULTS["critic_lr_ratio"] != 1
