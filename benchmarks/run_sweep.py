@@ -3,12 +3,14 @@
 Re-running the same command skips the jobs already finished (each saves its row in
 ``<output>/rows/`` as soon as it ends), so an interrupted sweep resumes where it stopped. Before the
 first job trains, every job's model and data are built and the data checked (a missing category or an
-unreadable image is named); ``--dry-run`` does only that.
+unreadable image is named); ``--dry-run`` does only that. ``--collect`` trains nothing either: it writes
+``results.csv`` and the report from the jobs finished so far (a sweep stopped between jobs).
 
 Usage:
     python benchmarks/run_sweep.py --config benchmarks/sweeps/embedded_textures.yaml [--workers 2] [--output DIR]
     python benchmarks/run_sweep.py --config benchmarks/sweeps/mvtec_objects_gpu.yaml --dry-run   # check, train nothing
     python benchmarks/run_sweep.py --config benchmarks/sweeps/mvtec_objects_gpu.yaml --smoke     # 2 steps a job
+    python benchmarks/run_sweep.py --config benchmarks/sweeps/grid_schedules.yaml --collect     # finished jobs only
     python benchmarks/run_sweep.py --config benchmarks/sweeps/mvtec_objects_gpu.yaml --runner ray --address auto
     python benchmarks/run_sweep.py --config benchmarks/sweeps/mvtec_objects_gpu.yaml \
         -- --data.init_args.root /data/MVTecAD --trainer.max_steps 100000 --seed 0   # anomalib options win
@@ -48,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--roc-category", help="the category whose ROC curves are drawn (default: the first)")
     parser.add_argument("--no-report", action="store_true", help="only run the jobs")
     parser.add_argument("--dry-run", action="store_true", help="build every job and check its data; train nothing")
+    parser.add_argument("--collect", action="store_true",
+                        help="train nothing: results.csv and the report from the jobs finished so far")  # fmt: skip
     parser.add_argument("--smoke", action="store_true", help="2 steps a job, batch 4, into <output>_smoke")
     parser.add_argument("--runner", choices=RUNNERS, default="anomalib",
                         help="anomalib's runners on this machine (default), or each job a Ray task")  # fmt: skip
@@ -65,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             sweep.plan(Namespace(config=args.config))
             return 0
-        results = sweep.run(Namespace(config=args.config))
+        if args.collect:
+            results = sweep.collect(Namespace(config=args.config))
+        else:
+            results = sweep.run(Namespace(config=args.config))
     except SweepConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -16,7 +16,8 @@ each document in place, and a test checks that no document differs from what its
   those columns, ``where=column:value`` those rows (a space in a column's name is written ``_``);
 * with ``metric=NAME``, a sweep's results CSV as the report's table of that metric: every variant of every model
   (mean ± std over seeds, a mean row), for sweeps that chose nothing on validation; ``rows=models`` puts the
-  variants in rows and the categories in columns (for long variant names);
+  variants in rows and the categories in columns (for long variant names); ``seeds=0`` (or ``seeds=1,2``) keeps
+  those seeds' runs (the seed a choice was made on, where a winner ran more seeds after);
 * ``registry``: the models of :data:`anomalib_cbigan.registry.MODELS`, with what they implement and their READMEs;
 * ``parameters:NAME``: model ``NAME``'s constructor arguments, their defaults and the paper's settings
   (``paper_settings``, what ``NAME.paper()`` builds).
@@ -81,12 +82,15 @@ def generated_table(source: str, options: dict[str, str], document: Path, *, wit
         raise FileNotFoundError(msg)
     results = pd.read_csv(path)
     if MODEL in results:
-        _check_options(options, ("models", "metric", "rows"), source)
+        _check_options(options, ("models", "metric", "rows", "seeds"), source)
         frame = tidy(results)
         if "models" in options:
             frame = frame[frame["model_class"].isin(options["models"].split(","))]
+        if "seeds" in options:
+            frame = frame[frame["seed"].astype(str).isin(options["seeds"].split(","))]
         if frame.empty:
-            msg = f"{document}: the generated table from {source} has no rows (models={options.get('models')})"
+            msg = (f"{document}: the generated table from {source} has no rows (models={options.get('models')}, "
+                   f"seeds={options.get('seeds')})")  # fmt: skip
             raise ValueError(msg)
         if "metric" in options:
             table = metric_table(frame, options["metric"])

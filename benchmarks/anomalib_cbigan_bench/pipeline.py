@@ -204,9 +204,28 @@ class Sweep(Benchmark):
                 if isinstance(runner, RayRunner):  # records its failed jobs itself: anything raised is the runner's
                     raise
                 logger.exception("Some jobs of the %s runner failed.", runner.generator.accelerator)
-        results = pd.DataFrame(finished_rows(self.output_dir, planned))
-        write_results(results, self.output_dir / RESULTS_FILE)
+        results = self._collect_rows(planned)
         self.failed_jobs = self._report_failures(planned)
+        return results
+
+    def collect(self, args: Namespace | None = None) -> pd.DataFrame:
+        """Train nothing: write ``<output>/results.csv`` from the jobs finished so far, in the plan's order (what
+        :meth:`run` writes at its end), for a sweep stopped between jobs; return its rows.
+
+        Raises:
+            SweepConfigError: if the configuration cannot be planned.
+        """
+        pipeline_args = self._get_args(args)
+        job_args = pipeline_args.get(SweepJob.name) or {}
+        planned: list[str] = []
+        for runner in self._setup_runners(pipeline_args):
+            planned += runner.generator.job_ids(runner.generator.plan(job_args, check_data=False))
+        return self._collect_rows(planned)
+
+    def _collect_rows(self, planned: Sequence[str]) -> pd.DataFrame:
+        results = pd.DataFrame(finished_rows(self.output_dir, planned))
+        if not results.empty:
+            write_results(results, self.output_dir / RESULTS_FILE)
         print(f"{len(results)} finished jobs in {self.output_dir / RESULTS_FILE}", flush=True)
         return results
 

@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -200,21 +201,26 @@ def selection_table(frame: pd.DataFrame) -> list[dict[str, str]]:
     """Per dataset and model (trained and untrained apart), the variant with the best mean validation AUROC.
 
     A model with one variant is listed as it is; ``chosen by`` says how its settings were fixed (the entry's
-    ``chosen_by``) and, where there were several variants, that this one won on validation. The shortcut check's
-    variants are checks, not candidates: each is listed.
+    ``chosen_by``) and, where there were several variants, that this one won on validation. Variants run on
+    different seeds (a winner's later seeds) are compared on the seeds they share, so that a seed's luck never
+    decides; the chosen one's figures are then over all its seeds. The shortcut check's variants are checks, not
+    candidates: each is listed.
     """
     if SELECTION_METRIC not in frame:  # a sweep from before validation scores: every variant, none chosen
         frame = frame.assign(**{SELECTION_METRIC: np.nan})
     rows = []
     candidates_of = np.where(frame["model_class"] == SHORTCUT_MODEL, frame["model"], frame["model_class"])
     for (dataset, _, _), group in frame.groupby(["category", candidates_of, "untrained"], sort=False):
-        validation = group.groupby("model", sort=False)[SELECTION_METRIC].mean()
+        shared = _shared_seeds(group)
+        on_shared = group["seed"].astype(str).isin(shared)
+        validation = group[on_shared].groupby("model", sort=False)[SELECTION_METRIC].mean()
         candidates = len(validation)
         best = validation.idxmax() if validation.notna().any() else validation.index[0]
         chosen = group[group["model"] == best]
         notes = [str(note) for note in dict.fromkeys(chosen[CHOSEN_BY].dropna())] if CHOSEN_BY in chosen else []
         if candidates > 1 and validation.notna().any():
-            notes.append(f"best {SELECTION_METRIC} of {candidates} variants")
+            on_seeds = "" if on_shared.all() else f" on the seeds they share ({_seed_list(shared)})"
+            notes.append(f"best {SELECTION_METRIC} of {candidates} variants{on_seeds}")
         elif candidates > 1:
             notes.append(f"no validation scores: the first of {candidates} variants")
         row = {"dataset": dataset, "model": best, "seeds": str(chosen["seed"].nunique()),
@@ -223,6 +229,17 @@ def selection_table(frame: pd.DataFrame) -> list[dict[str, str]]:
         rows.append(row)
     datasets = list(dict.fromkeys(frame["category"]))
     return sorted(rows, key=lambda row: datasets.index(row["dataset"]))  # stable: models in sweep order
+
+
+def _shared_seeds(group: pd.DataFrame) -> list[str]:
+    """The seeds every variant of ``group`` ran on; all of its seeds where they share none."""
+    seeds = [set(runs["seed"].astype(str)) for _, runs in group.groupby("model", sort=False)]
+    shared = set.intersection(*seeds)
+    return sorted(shared or set.union(*seeds))
+
+
+def _seed_list(seeds: list[str]) -> str:
+    return f"seed {seeds[0]}" if len(seeds) == 1 else "seeds " + ", ".join(str(seed) for seed in seeds)
 
 
 def headline_table(frame: pd.DataFrame, published: dict[tuple[str, str], str]) -> list[dict[str, str]]:
@@ -378,8 +395,8 @@ def curve_table(frame: pd.DataFrame, curves_dir: Path) -> list[dict[str, str]]:
 
 def curve_points_table(frame: pd.DataFrame, curves_dir: Path) -> list[dict[str, str]]:
     """Per dataset and model variant with curves: the test image AUROC at each point of training before the last
-    (mean ± std over seeds), named by its training seconds or E/G updates (the curve's unit), and how well the
-    validation AUROC ranks the test AUROC over each job's points (Spearman)."""
+    (mean ± std over seeds), named by its planned point in training seconds or E/G updates (the curve's unit),
+    and how well the validation AUROC ranks the test AUROC over each job's points (Spearman)."""
     if "curve_points" not in frame:
         return []
     groups, names = [], {}
@@ -392,10 +409,11 @@ def curve_points_table(frame: pd.DataFrame, curves_dir: Path) -> list[dict[str, 
                 continue
             points = pd.read_csv(path)
             rhos.append(spearman(points["val_image_AUROC"], points["test_image_AUROC"]))
-            unit = run.get("curve.unit") if isinstance(run.get("curve.unit"), str) else run.get("model.curve.unit")
+            unit = _curve_setting(run, "unit")
             unit = "updates" if unit == "updates" else "seconds"
+            first, factor = _curve_setting(run, "first"), _curve_setting(run, "factor")
             for _, point in points[~points["final"].astype(bool)].iterrows():
-                key = (unit, round(float(point[unit])))
+                key = (unit, _planned_point(float(point[unit]), first, factor))
                 names[key] = _point_name(*key)
                 values.setdefault(key, []).append(float(point["test_image_AUROC"]))
         if values:
@@ -404,6 +422,31 @@ def curve_points_table(frame: pd.DataFrame, curves_dir: Path) -> list[dict[str, 
     order = sorted(names, key=lambda key: (key[0] != "seconds", key[1]))
     return [{**head, **{names[key]: _cell(pd.Series(values.get(key, []), dtype=float)) for key in order}, **tail}
             for head, values, tail in groups]  # fmt: skip
+
+
+def _curve_setting(run: pd.Series, name: str) -> Any:
+    """A job's ``curve`` setting, from the sweep's ``curve`` section or the model's."""
+    value = run.get(f"curve.{name}")
+    return run.get(f"model.curve.{name}") if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+
+def _planned_point(position: float, first: Any, factor: Any) -> int:
+    """The planned point a curve point was scored for: the last of ``first * factor**i`` it had passed (a point is
+    scored at the first batch past it, so a slow batch lands it at 31 s for a planned 30 s); its own position,
+    rounded, without a plan.
+
+    Example:
+        >>> _planned_point(31.1, 30, 2), _planned_point(61.0, 30.0, 2.0), _planned_point(250.0, None, None)
+        (30, 60, 250)
+    """
+    try:
+        first, factor = float(first), float(factor)
+    except (TypeError, ValueError):
+        return round(position)
+    if not (first > 0 and factor > 1) or position < first:
+        return round(position)
+    index = math.floor(math.log(position / first) / math.log(factor) + 1e-9)
+    return round(first * factor**index)
 
 
 def _point_name(unit: str, value: float) -> str:

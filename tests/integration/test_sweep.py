@@ -299,3 +299,30 @@ def test_the_shortcut_flag_names_a_dataset_where_brightness_alone_scores(tmp_pat
     report = write_report(tmp_path / "results.csv", with_published=False).read_text()
     assert "**Shortcut on grid**" in report and "0.940" in report
     assert "Shortcut on grid (brightness" not in report
+
+
+def test_collect_writes_the_finished_jobs_rows_in_the_plans_order_and_trains_nothing(
+    tmp_path: Path,
+    mvtec_root: Path,
+    fast_args_by_name: Callable[[str], dict],
+    benchmark_script: Callable[[str], ModuleType],
+) -> None:
+    """A sweep stopped between jobs: its rows are there, its results.csv is not (or is older than its rows)."""
+    run_sweep = benchmark_script("run_sweep")
+    models = [{"class_path": "Cbigan", "init_args": {**fast_args_by_name("Cbigan"), "alpha": alpha}}
+              for alpha in (0.1, 0.5, 0.9)]  # fmt: skip
+    output = tmp_path / "out"
+    config = sweep_config(tmp_path / "sweep.yaml", mvtec_root, models, output=str(output))
+    job_ids = list(Sweep().plan(Namespace(config=config))["job_id"])
+    assert run_sweep.main(["--config", str(config), "--collect"]) == 0
+    assert not (output / "results.csv").exists()  # nothing finished: nothing written
+
+    (output / "rows").mkdir(parents=True)
+    for job_id, alpha in ((job_ids[2], 0.9), (job_ids[0], 0.1)):  # finished out of order; the middle job never ran
+        row = {"job_id": job_id, "model.class_path": "Cbigan", "model.init_args.alpha": alpha, "seed": 0,
+               "data.init_args.category": "brick", "image_AUROC": 0.5 + alpha / 10, "fit_duration": 1.0}  # fmt: skip
+        (output / "rows" / f"{job_id}.json").write_text(json.dumps(row))
+    assert run_sweep.main(["--config", str(config), "--collect"]) == 0
+    results = pd.read_csv(output / "results.csv")
+    assert list(results["job_id"]) == [job_ids[0], job_ids[2]]
+    assert (output / "report.md").is_file() and not (output / "checkpoints").exists()

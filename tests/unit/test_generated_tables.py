@@ -97,6 +97,13 @@ def test_a_sweep_table_can_keep_some_models_or_show_one_metric_for_every_variant
     document.write_text(_block("results.csv metric=image_AUROC"))
     text = refresh_generated_tables(document, with_published=False)
     assert "Cbigan (alpha=0.1)" in text and "Cbigan (alpha=0.01)" in text  # every variant, none chosen
+    assert "0.550 ± 0.071" in text  # alpha 0.1 over seeds 0-1
+    document.write_text(_block("results.csv metric=image_AUROC seeds=1"))
+    text = refresh_generated_tables(document, with_published=False)
+    assert "0.600" in text and "0.550" not in text and "±" not in text  # seed 1 alone
+    document.write_text(_block("results.csv seeds=7"))
+    with pytest.raises(ValueError, match="no rows"):
+        refresh_generated_tables(document, with_published=False)
 
 
 def test_the_registry_and_parameter_tables_come_from_the_code(tmp_path: Path) -> None:

@@ -11,7 +11,15 @@ import pandas as pd
 import pytest
 
 from anomalib_cbigan_bench.plots import roc_curve
-from anomalib_cbigan_bench.report import cost_table, length_table, metric_table, tidy, write_report
+from anomalib_cbigan_bench.report import (
+    cost_table,
+    curve_points_table,
+    length_table,
+    metric_table,
+    selection_table,
+    tidy,
+    write_report,
+)
 
 
 def results_frame() -> pd.DataFrame:
@@ -174,3 +182,46 @@ def test_untrained_jobs_are_labelled_by_kind_not_by_the_training_arguments_they_
         "data.init_args.category": ["brick"] * 3,
     }))  # fmt: skip
     assert list(frame["model"]) == ["Cbigan (max_epochs=30.0)", "Cbigan (max_epochs=60.0)", "Cbigan (untrained)"]
+
+
+def test_curve_points_of_one_planned_point_share_a_column_however_late_a_slow_batch_scored_them(
+    tmp_path: Path,
+) -> None:
+    frame = tidy(pd.DataFrame({
+        "job_id": ["s0", "s1"],
+        "model.class_path": ["Fcbigan", "Fcbigan"],
+        "data.init_args.category": ["grid", "grid"],
+        "seed": [0, 1],
+        "curve.unit": ["seconds", "seconds"],
+        "curve.first": [30, 30],
+        "curve.factor": [2, 2],
+        "curve_points": [3, 3],
+        "image_AUROC": [0.6, 0.7],
+    }))  # fmt: skip
+    (tmp_path / "curves").mkdir()
+    runs = (("s0", [30.4, 60.2, 95.0], [0.5, 0.6, 0.7]), ("s1", [31.1, 61.0, 96.0], [0.7, 0.8, 0.9]))
+    for job_id, seconds, test in runs:
+        pd.DataFrame({"seconds": seconds, "updates": [10, 20, 30], "final": [False, False, True],
+                      "val_image_AUROC": [0.5, 0.6, 0.7], "test_image_AUROC": test}).to_csv(  # fmt: skip
+            tmp_path / "curves" / f"{job_id}.csv", index=False
+        )
+    (row,) = curve_points_table(frame, tmp_path / "curves")
+    point_columns = [name for name in row if name.endswith((" s", " min"))]
+    assert point_columns == ["30 s", "1 min"]
+    assert row["30 s"].startswith("0.600") and row["1 min"].startswith("0.700")
+
+
+def test_variants_run_on_different_seeds_are_chosen_on_the_seeds_they_share() -> None:
+    """A winner's later seeds must not decide the choice: on its seed 0 it leads, its seeds 1-2 read lower."""
+    frame = tidy(pd.DataFrame({
+        "model.class_path": ["Cbigan"] * 4,
+        "model.init_args.critic_steps": [5, 5, 5, 1],
+        "data.init_args.category": ["brick"] * 4,
+        "seed": [0, 1, 2, 0],
+        "val_image_AUROC_raw": [0.70, 0.50, 0.50, 0.65],
+        "image_AUROC": [0.80, 0.82, 0.84, 0.90],
+    }))  # fmt: skip
+    (row,) = selection_table(frame)
+    assert row["model"] == "Cbigan (critic_steps=5)" and row["seeds"] == "3"
+    assert row["chosen by"] == "best val_image_AUROC_raw of 2 variants on the seeds they share (seed 0)"
+    assert row["image_AUROC"] == "0.820 ± 0.020"
