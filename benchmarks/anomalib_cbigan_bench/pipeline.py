@@ -191,10 +191,7 @@ class Sweep(Benchmark):
         pipeline_args = self._get_args(args)
         runners = self._setup_runners(pipeline_args)
         job_args = pipeline_args.get(SweepJob.name) or {}
-        planned: list[str] = []
-        for runner in runners:  # fail fast, while errors still reach the user
-            check_data = not isinstance(runner, RayRunner) or runner.check_data
-            planned += runner.generator.job_ids(runner.generator.plan(job_args, check_data=check_data))
+        planned = _planned_job_ids(runners, job_args, check_data=True)  # fail fast, while errors still reach the user
         self.output_dir.mkdir(parents=True, exist_ok=True)
         redirect_logs(str(self.output_dir / "pipeline.log"))
         for runner in runners:
@@ -217,10 +214,7 @@ class Sweep(Benchmark):
         """
         pipeline_args = self._get_args(args)
         job_args = pipeline_args.get(SweepJob.name) or {}
-        planned: list[str] = []
-        for runner in self._setup_runners(pipeline_args):
-            planned += runner.generator.job_ids(runner.generator.plan(job_args, check_data=False))
-        return self._collect_rows(planned)
+        return self._collect_rows(_planned_job_ids(self._setup_runners(pipeline_args), job_args, check_data=False))
 
     def _collect_rows(self, planned: Sequence[str]) -> pd.DataFrame:
         results = pd.DataFrame(finished_rows(self.output_dir, planned))
@@ -241,6 +235,16 @@ class Sweep(Benchmark):
                 flush=True,
             )
         return [failure.stem for failure in failures]
+
+
+def _planned_job_ids(runners: Sequence[Runner], job_args: dict[str, Any], *, check_data: bool) -> list[str]:
+    """Every runner's planned job ids, in the plan's order; ``check_data`` checks each job's data (a Ray runner
+    told not to check its cluster's data is not checked here either)."""
+    planned: list[str] = []
+    for runner in runners:
+        check = check_data and (not isinstance(runner, RayRunner) or runner.check_data)
+        planned += runner.generator.job_ids(runner.generator.plan(job_args, check_data=check))
+    return planned
 
 
 def _check_keys(section: dict[str, Any], known: tuple[str, ...], config: Path | str, prefix: str) -> None:
