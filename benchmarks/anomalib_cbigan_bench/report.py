@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -44,7 +45,7 @@ from anomalib_cbigan.metrics import auroc
 from anomalib_cbigan.reports import markdown_table, write_tables
 
 from . import plots
-from .job import CURVES, FIGURES
+from .job import CURVES, FAILED, FIGURES
 from .paper import paper_sections, published_cells, published_tables, thesis_section
 
 logger = logging.getLogger(__name__)
@@ -112,6 +113,10 @@ RANKING_NOTE = (
     "anomalies on the same held-out images (a sweep's `validations`), each kind has its line."
 )
 RANKS_BELOW = 0.6
+FAILURES_NOTE = (
+    "Jobs of the sweep that failed (`failed/<job_id>.txt` beside the results: the job's configuration, then its "
+    "error): they count in no table here, so a row's `seeds` leaves them out. The sweep's command retries them."
+)
 COSTS = {
     "trained_steps": "trained steps",  # Lightning's global_step: what a wall-clock budget bought
     "fit_duration": "train s",
@@ -490,6 +495,27 @@ def ranking_table(frame: pd.DataFrame) -> list[dict[str, str]]:
     return rows
 
 
+def failure_table(results: pd.DataFrame, failed_dir: Path) -> list[dict[str, str]]:
+    """One row per failed job in ``failed_dir`` that has no row in ``results``: its dataset, variant (labelled as
+    the finished rows' are), seed and error."""
+    finished = set(results["job_id"].astype(str)) if "job_id" in results else set()
+    failed = []
+    for path in sorted(failed_dir.glob("*.txt")) if failed_dir.is_dir() else []:
+        lines = path.read_text().splitlines()
+        if path.stem in finished or len(lines) < 2:  # noqa: PLR2004 - the configuration, then the error
+            continue
+        try:
+            config = json.loads(lines[0])
+        except json.JSONDecodeError:
+            continue
+        failed.append({**config, "job_id": path.stem, "error": lines[-1]})
+    if not failed:
+        return []
+    frame = tidy(pd.concat([results, pd.DataFrame(failed)], ignore_index=True)).iloc[len(results):]
+    return [{"dataset": row["category"], "model": row["model"], "seed": str(row["seed"]), "job": row["job_id"],
+             "error": str(row["error"]).replace("|", "/")} for _, row in frame.iterrows()]  # fmt: skip
+
+
 def spearman(first: pd.Series, second: pd.Series) -> float:
     """Spearman's rank correlation (average ranks for ties); NaN where either side is constant.
 
@@ -592,6 +618,9 @@ def write_report(
     flags = shortcut_flags(frame)
     if flags:
         sections += ["## Shortcut check", "", *flags, ""]
+    failures = failure_table(results, results_csv.parent / FAILED)
+    if failures:
+        sections += ["## Jobs that failed", "", FAILURES_NOTE, "", markdown_table(failures), ""]
     # A sweep from before validation scores chose its settings some other way: no section says it chose without labels.
     selected = selection_table(frame) if SELECTION_METRIC in frame else []
     if selected:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from anomalib_cbigan_bench.plots import roc_curve
 from anomalib_cbigan_bench.report import (
     cost_table,
     curve_points_table,
+    failure_table,
     length_table,
     metric_table,
     selection_table,
@@ -150,6 +152,23 @@ def test_write_report_writes_tables_and_every_plot(tmp_path: Path) -> None:
     summary = pd.read_csv(tmp_path / "summary.csv")
     assert set(summary.columns) >= {"metric", "category", "model", "mean", "std", "seeds"}
     assert summary.loc[summary["model"] == "Ganomaly", "mean"].item() == pytest.approx(0.95)
+
+
+def test_failed_jobs_are_listed_under_their_variant_and_a_retried_one_is_not(tmp_path: Path) -> None:
+    """A diverged seed must not vanish from the report: its variant's rows count one seed fewer."""
+    results = results_frame()
+    failed = tmp_path / "failed"
+    failed.mkdir()
+    config = {"model.class_path": "Cbigan", "model.init_args.alpha": 1.0, "model.init_args.input_size": "[64, 64]",
+              "data.init_args.category": "brick", "seed": 2}  # fmt: skip
+    (failed / "x2.txt").write_text(json.dumps(config) + "\nFloatingPointError: Cbigan diverged at batch 16\n")
+    (failed / "cbrick1.00.txt").write_text(json.dumps({**config, "seed": 0}) + "\nRuntimeError: since retried\n")
+    rows = failure_table(results, failed)
+    assert rows == [{"dataset": "brick", "model": "Cbigan (alpha=1.0)", "seed": "2", "job": "x2",
+                     "error": "FloatingPointError: Cbigan diverged at batch 16"}]  # fmt: skip
+    results.to_csv(tmp_path / "results.csv", index=False)
+    report = write_report(tmp_path / "results.csv", with_published=False).read_text()
+    assert "## Jobs that failed" in report and "| brick | Cbigan (alpha=1.0) | 2 | x2 |" in report
 
 
 @pytest.mark.parametrize(

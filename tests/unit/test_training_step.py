@@ -102,6 +102,19 @@ def test_divergence_stops_with_a_message_naming_the_loss(harness: _Harness) -> N
         harness.step(images)
 
 
+def test_divergence_message_names_the_schedule_options_that_set_it(whole_images: dict) -> None:
+    """A faster critic and a lazy penalty are the options a user changes back: the error names them and their values."""
+    lightning.seed_everything(0, verbose=False)
+    harness = _Harness(Cbigan(input_size=(64, 64), lr=1e-3, critic_steps=1, critic_lr_ratio=3.0, penalty_every=4,
+                              visualizer=False, **whole_images))  # fmt: skip
+    images = torch.rand(2, 3, 64, 64) * 2 - 1
+    images[0, 0, 0, 0] = float("nan")
+    expected = (r"learning rate too high \(lr=0\.001; the critic's 0\.003, critic_lr_ratio=3\) or gradient penalty too "
+                r"weak \(gp_weight=10\.0, on one critic step in 4: penalty_every=4\)")
+    with pytest.raises(FloatingPointError, match=expected):
+        harness.step(images)
+
+
 def test_wrong_channel_count_in_training_is_a_clear_error(harness: _Harness) -> None:
     with pytest.raises(ValueError, match="3 channels, got 1"):
         harness.step(torch.rand(2, 1, 64, 64))

@@ -218,7 +218,13 @@ class OneClassGanMixin:
 
     def divergence_causes(self) -> str:
         """What a diverged loss most likely means for this model (named in the error)."""
-        return f"learning rate too high (lr={self.lr})"
+        return f"learning rate too high ({self.learning_rates()})"
+
+    def learning_rates(self) -> str:
+        """``lr``, and the critic's own where ``critic_lr_ratio`` sets it apart (the options a user would change)."""
+        ratio = getattr(self, "critic_lr_ratio", 1.0)
+        critic = "" if ratio == 1 else f"; the critic's {self.lr * ratio:g}, critic_lr_ratio={ratio:g}"
+        return f"lr={self.lr}{critic}"
 
     def adversarial_step(
         self, side: str, compute_loss: Callable[[], LossAndLogs], images: torch.Tensor

@@ -345,4 +345,7 @@ class Cbigan(OneClassGanMixin, AnomalibModule):
 
     def divergence_causes(self) -> str:
         """A learning rate too high or a gradient penalty too weak."""
-        return f"learning rate too high (lr={self.lr}) or gradient-penalty weight too low (gp_weight={self.critic_loss.gp_weight})"
+        every = self.penalty_every
+        lazy = "" if every == 1 else f", on one critic step in {every}: penalty_every={every}"
+        return (f"learning rate too high ({self.learning_rates()}) or gradient penalty too weak "
+                f"(gp_weight={self.critic_loss.gp_weight}{lazy})")

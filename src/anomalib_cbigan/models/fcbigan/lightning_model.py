@@ -237,7 +237,7 @@ class Fcbigan(OneClassGanMixin, AnomalibModule):
 
     def divergence_causes(self) -> str:
         """A learning rate too high, or a reconstruction weight out of proportion."""
-        return f"learning rate too high (lr={self.lr}) or reconstruction_weight={self.reconstruction_weight}"
+        return f"learning rate too high ({self.learning_rates()}) or reconstruction_weight={self.reconstruction_weight}"
 
     def _normal_training_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         datamodule = self.trainer.datamodule
