@@ -478,6 +478,19 @@ def write_failure(output_dir: Path, job_id: str, flat_cfg: dict[str, Any], error
     print(f"FAILED {job_id}: {error}", flush=True)
 
 
+def read_failure(path: Path) -> tuple[dict[str, Any], str] | None:
+    """A ``failed/<job_id>.txt`` that :func:`write_failure` wrote: the job's configuration and its error line;
+    ``None`` for a file not in that form."""
+    lines = Path(path).read_text().splitlines()
+    if len(lines) < 2:  # noqa: PLR2004 - the configuration, then the error
+        return None
+    try:
+        config = json.loads(lines[0])
+    except json.JSONDecodeError:
+        return None
+    return (config, lines[-1]) if isinstance(config, dict) else None
+
+
 def finished_rows(output_dir: Path, order: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Every finished job's row under ``output_dir``: the jobs named in ``order`` first, in that order, then the
     others oldest first (a checkout gives every file the same age, so only the plan's order survives a clone)."""

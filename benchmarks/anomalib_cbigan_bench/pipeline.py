@@ -49,7 +49,7 @@ from anomalib_cbigan.atomic_files import atomic_path
 
 from .data_roots import expand_all
 from .generator import SweepConfigError, SweepJobGenerator, job_label
-from .job import FAILED, SweepJob, finished_rows
+from .job import FAILED, SweepJob, finished_rows, read_failure
 from .overrides import SMOKE, apply_overrides
 from .ray_runner import RayRunner, import_ray
 
@@ -227,7 +227,8 @@ class Sweep(Benchmark):
         """Print the failures of this sweep's jobs (not those of other configs sharing the folder)."""
         failures = sorted(path for path in (self.output_dir / FAILED).glob("*.txt") if path.stem in planned)
         for failure in failures:
-            print(f"failed job {failure.stem}: {failure.read_text().splitlines()[-1]}", flush=True)
+            written = read_failure(failure)
+            print(f"failed job {failure.stem}: {written[1] if written else 'see ' + str(failure)}", flush=True)
         if failures:
             print(
                 f"{len(failures)} jobs failed (details: {self.output_dir / FAILED}, {self.output_dir / 'pipeline.log'}); "

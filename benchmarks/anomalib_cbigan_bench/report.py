@@ -30,7 +30,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -45,7 +44,7 @@ from anomalib_cbigan.metrics import auroc
 from anomalib_cbigan.reports import markdown_table, write_tables
 
 from . import plots
-from .job import CURVES, FAILED, FIGURES
+from .job import CURVES, FAILED, FIGURES, read_failure
 from .paper import paper_sections, published_cells, published_tables, thesis_section
 
 logger = logging.getLogger(__name__)
@@ -501,14 +500,9 @@ def failure_table(results: pd.DataFrame, failed_dir: Path) -> list[dict[str, str
     finished = set(results["job_id"].astype(str)) if "job_id" in results else set()
     failed = []
     for path in sorted(failed_dir.glob("*.txt")) if failed_dir.is_dir() else []:
-        lines = path.read_text().splitlines()
-        if path.stem in finished or len(lines) < 2:  # noqa: PLR2004 - the configuration, then the error
-            continue
-        try:
-            config = json.loads(lines[0])
-        except json.JSONDecodeError:
-            continue
-        failed.append({**config, "job_id": path.stem, "error": lines[-1]})
+        failure = read_failure(path) if path.stem not in finished else None
+        if failure is not None:
+            failed.append({**failure[0], "job_id": path.stem, "error": failure[1]})
     if not failed:
         return []
     frame = tidy(pd.concat([results, pd.DataFrame(failed)], ignore_index=True)).iloc[len(results):]
