@@ -254,7 +254,8 @@ def with_model_overrides(container: dict[str, Any]) -> dict[str, Any]:
 def _build(parser: ArgumentParser, container: dict[str, Any]) -> Any:
     """The job's model and datamodule (``.model``, ``.data``, wrapped if ``in_memory``), or an error naming the job."""
     try:
-        classes = parser.instantiate_classes(parser.parse_object(_class_config(container)))
+        # A copy: parsing turns the class configs it finds in lists into objects in place, which would rename the job.
+        classes = parser.instantiate_classes(parser.parse_object(copy.deepcopy(_class_config(container))))
         in_memory = _in_memory_args(container)
         if in_memory is not None:
             classes.data = InMemoryDataModule(classes.data, **in_memory)

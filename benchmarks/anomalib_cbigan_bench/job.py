@@ -39,6 +39,8 @@ from anomalib_cbigan.atomic_files import atomic_path
 from anomalib_cbigan.metrics import auroc
 from anomalib_cbigan.training_curve import ValidationCurve, score_loader, scoring
 
+from .timing import processor
+
 logger = logging.getLogger(__name__)
 
 ROWS = "rows"
@@ -346,6 +348,7 @@ class SweepJob(BenchmarkJob):
             "validated_after_stop": validated_after_stop,
             "resumed": resumed,
             "trained_steps": 0 if self.untrained else int(engine.trainer.global_step),
+            "processor": processor(),
             **self.flat_cfg,
             **test_results[0],
             "image_AUROC_raw": _raw_auroc(timer.scores),

@@ -116,6 +116,8 @@ FAILURES_NOTE = (
     "Jobs of the sweep that failed (`failed/<job_id>.txt` beside the results: the job's configuration, then its "
     "error): they count in no table here, so a row's `seeds` leaves them out. The sweep's command retries them."
 )
+PROCESSOR = "processor"  # the CPU a job ran on; rows from before it was recorded have none
+NO_PROCESSOR = "not recorded"
 COSTS = {
     "trained_steps": "trained steps",  # Lightning's global_step: what a wall-clock budget bought
     "fit_duration": "train s",
@@ -166,10 +168,20 @@ def _variant_label(frame: pd.DataFrame, index: Any) -> str:
         if peers[column].astype(str).nunique(dropna=False) > 1:
             value = frame.at[index, column]
             if not (isinstance(value, float) and np.isnan(value)):
-                parts.append(f"{column.rsplit('.', 1)[-1]}={value}")
+                parts.append(f"{column.rsplit('.', 1)[-1]}={_label_value(frame[column], value)}")
     if untrained:
         parts.append("untrained")
     return f"{cls} ({', '.join(parts)})" if parts else cls
+
+
+def _label_value(column: pd.Series, value: Any) -> Any:
+    """``value`` as its sweep wrote it: a column of whole numbers with blanks (rows of models without the
+    argument) reads back as floats, so ``critic_steps`` 1 would print as ``1.0``."""
+    if isinstance(value, float) and pd.api.types.is_float_dtype(column):
+        numbers = column.dropna()
+        if (numbers == numbers.round()).all():
+            return int(value)
+    return value
 
 
 def metric_columns(frame: pd.DataFrame) -> list[str]:
@@ -528,13 +540,17 @@ def _number(value: float) -> str:
 
 
 def cost_table(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per model variant: jobs, seeds, and the mean training, test and per-image inference times."""
+    """Per model variant: jobs, seeds, the mean training, test and per-image inference times, and, where the rows
+    name it, the processors its jobs ran on (a fixed training time buys a different number of steps on each)."""
     rows = []
     for model, group in frame.groupby("model", sort=False):
         row: dict[str, Any] = {"model": model, "jobs": len(group), "seeds": group["seed"].nunique()}
         for column, title in COSTS.items():
             mean = group[column].mean() if column in group else float("nan")
             row[title] = "—" if np.isnan(mean) else f"{mean:.1f}"
+        if PROCESSOR in frame:
+            counts = group[PROCESSOR].fillna(NO_PROCESSOR).value_counts(sort=False)
+            row["processor (jobs)"] = "; ".join(f"{name} ({count})" for name, count in counts.items())
         rows.append(row)
     return rows
 

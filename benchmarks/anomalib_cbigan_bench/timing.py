@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -25,9 +26,36 @@ def median_seconds(function: Callable[[], object], warmup: int, repeats: int) ->
     return statistics.median(times)
 
 
+def processor() -> str:
+    """The CPU's model name and whether it has AVX-512 and AMX: what a wall-clock figure was bought on.
+
+    Sessions land on different processors, and a sweep that trains for a fixed time buys a different number of
+    updates on each, so every timed row names its processor.
+
+    Example:
+        >>> processor()  # doctest: +SKIP
+        'Intel(R) Xeon(R) Processor (AVX-512, no AMX)'
+    """
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                name = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:  # not Linux: the platform's name alone
+        return name
+    isa = "AVX-512" if "avx512f" in flags else "no AVX-512"
+    return f"{name} ({isa}, {'AMX' if 'amx_tile' in flags else 'no AMX'})"
+
+
 def write_speed_tables(rows: list[dict[str, Any]], output: Path) -> None:
-    """``output.{md,csv}``, every row stamped with the torch threads and version the figures were taken with."""
+    """``output.{md,csv}``, every row stamped with the processor, torch threads and version the figures were taken
+    with."""
     for row in rows:
+        row["processor"] = processor()
         row["threads"] = torch.get_num_threads()
         row["torch"] = torch.__version__
     write_tables(rows, output)

@@ -18,6 +18,7 @@ import yaml
 from anomalib_cbigan import list_models
 from anomalib_cbigan_bench import Sweep, SweepConfigError
 from anomalib_cbigan_bench.report import write_report
+from anomalib_cbigan_bench.timing import processor
 
 # One optimiser step a job: the test is about the pipeline, not about learning.
 ONE_STEP = {"max_epochs": 1, "limit_train_batches": 1, "enable_progress_bar": False}
@@ -239,8 +240,10 @@ def test_smoke_mode_passthrough_options_and_untrained_jobs(
     assert (results["trainer.log_every_n_steps"] == 1).all()
     assert (results["trainer.max_steps"] == 2).all()
     assert results["image_AUROC_raw"].between(0, 1).all()
+    assert (results["processor"] == processor()).all()  # what a fixed training time was bought on
     report = (tmp_path / "out_smoke" / "report.md").read_text()
     assert "Cbigan (untrained)" in report
+    assert f"{processor()} (1)" in report  # the cost table names each variant's processor
     figures = sorted((tmp_path / "out_smoke" / "figures").glob("*.png"))
     assert len(figures) == 2 and all(figure.stat().st_size > 0 for figure in figures)
     assert all(f"figures/{figure.name}" in report for figure in figures)

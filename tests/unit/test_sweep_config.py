@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from argparse import Namespace
@@ -14,6 +15,7 @@ import yaml
 from anomalib_cbigan import list_models
 from anomalib_cbigan_bench import Sweep, SweepConfigError, SweepJobGenerator, finished_rows, job_id
 from anomalib_cbigan_bench.data_roots import expand_all
+from anomalib_cbigan_bench.generator import grid_points
 
 SWEEPS = Path(__file__).resolve().parents[2] / "benchmarks" / "sweeps"
 RESULTS = SWEEPS.parent / "results" / "sweeps"
@@ -204,6 +206,18 @@ def test_job_ids_are_stable_and_tell_seeds_apart() -> None:
     first = {"seed": 0, "model.class_path": "Cbigan", "data.init_args.category": "brick"}
     assert job_id(first) == job_id(dict(reversed(first.items())))
     assert job_id(first) != job_id({**first, "seed": 1})
+
+
+def test_building_a_job_does_not_rename_it(tmp_path: Path) -> None:
+    # A model entry with class configs in a list (an evaluator's metrics): building it once to check it must not
+    # turn them into parsed objects in the plan, or the built job's name differs from its unbuilt twin's (a re-run
+    # that builds other jobs first would not find its row).
+    auroc = {"class_path": "anomalib.metrics.AUROC", "init_args": {"fields": ["pred_score", "gt_label"], "prefix": "i_"}}
+    evaluator = {"class_path": "anomalib.metrics.Evaluator", "init_args": {"test_metrics": [auroc]}}
+    benchmark = minimal(model={"class_path": "Cbigan", "init_args": {"input_size": [64, 64], "evaluator": evaluator}})
+    generator = SweepJobGenerator("cpu", tmp_path)
+    unbuilt = generator.job_ids(grid_points(copy.deepcopy(benchmark)))
+    assert generator.job_ids(generator.plan(benchmark, check_data=False)) == unbuilt
 
 
 def test_a_models_own_seed_wins_over_the_sweeps_and_the_command_lines_over_both(tmp_path: Path) -> None:

@@ -116,12 +116,32 @@ def test_metric_table_means_seeds_adds_a_mean_row_and_bolds_the_best() -> None:
     assert mean["Cbigan (alpha=1.0)"] == "0.755"
 
 
+def test_variant_labels_print_whole_number_arguments_as_written_and_fractions_as_they_are() -> None:
+    results = results_frame()
+    results["model.init_args.critic_steps"] = [1 if alpha == 1.0 else 5 for alpha in results["model.init_args.alpha"]]
+    results.loc[results["job_id"] == "g", "model.init_args.critic_steps"] = None  # GANomaly has none: floats
+    path_frame = tidy(results.astype({"model.init_args.critic_steps": float}))
+    assert "Cbigan (alpha=1.0, critic_steps=1)" in set(path_frame["model"])  # alpha has 0.0001 among its values
+    assert "Cbigan (alpha=0.0001, critic_steps=5)" in set(path_frame["model"])
+
+
 def test_cost_table_has_trained_steps_train_test_and_inference_time_per_model() -> None:
     rows = {row["model"]: row for row in cost_table(tidy(results_frame()))}
     assert rows["Ganomaly"]["train s"] == "5.0" and rows["Ganomaly"]["inference ms/image"] == "1.0"
     assert rows["Cbigan (alpha=1.0)"]["jobs"] == 4 and rows["Cbigan (alpha=1.0)"]["seeds"] == 2
     assert rows["Cbigan (alpha=1.0)"]["trained steps"] == "100.5"  # the mean of the seeds' 100 and 101
     assert rows["Ganomaly"]["trained steps"] == "—"  # a row without the column
+    assert "processor (jobs)" not in rows["Ganomaly"]  # no row names its processor: no column
+
+
+def test_cost_table_names_each_variants_processors_and_the_rows_that_recorded_none() -> None:
+    results = results_frame()
+    results["processor"] = None
+    results.loc[results["seed"] == 1, "processor"] = "CPU A"
+    results.loc[results["job_id"] == "g", "processor"] = "CPU B"
+    rows = {row["model"]: row for row in cost_table(tidy(results))}
+    assert rows["Cbigan (alpha=1.0)"]["processor (jobs)"] == "not recorded (2); CPU A (2)"
+    assert rows["Ganomaly"]["processor (jobs)"] == "CPU B (1)"
 
 
 def test_roc_curve_matches_the_rank_statistic() -> None:
@@ -200,7 +220,7 @@ def test_untrained_jobs_are_labelled_by_kind_not_by_the_training_arguments_they_
         "model.untrained": [None, None, True],
         "data.init_args.category": ["brick"] * 3,
     }))  # fmt: skip
-    assert list(frame["model"]) == ["Cbigan (max_epochs=30.0)", "Cbigan (max_epochs=60.0)", "Cbigan (untrained)"]
+    assert list(frame["model"]) == ["Cbigan (max_epochs=30)", "Cbigan (max_epochs=60)", "Cbigan (untrained)"]
 
 
 def test_curve_points_of_one_planned_point_share_a_column_however_late_a_slow_batch_scored_them(
