@@ -120,9 +120,9 @@ def test_variant_labels_print_whole_number_arguments_as_written_and_fractions_as
     results = results_frame()
     results["model.init_args.critic_steps"] = [1 if alpha == 1.0 else 5 for alpha in results["model.init_args.alpha"]]
     results.loc[results["job_id"] == "g", "model.init_args.critic_steps"] = None  # GANomaly has none: floats
-    path_frame = tidy(results.astype({"model.init_args.critic_steps": float}))
-    assert "Cbigan (alpha=1.0, critic_steps=1)" in set(path_frame["model"])  # alpha has 0.0001 among its values
-    assert "Cbigan (alpha=0.0001, critic_steps=5)" in set(path_frame["model"])
+    frame = tidy(results.astype({"model.init_args.critic_steps": float}))
+    assert "Cbigan (alpha=1.0, critic_steps=1)" in set(frame["model"])  # alpha has 0.0001 among its values
+    assert "Cbigan (alpha=0.0001, critic_steps=5)" in set(frame["model"])
 
 
 def test_cost_table_has_trained_steps_train_test_and_inference_time_per_model() -> None:
