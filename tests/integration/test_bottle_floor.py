@@ -9,6 +9,9 @@ checkout's root: ``python -c "from tests.integration.test_bottle_floor import me
 A(x); the figures are in docs/history.md, "Real images: MVTec AD bottle"). Untrained, G outputs an almost constant
 grey (Glorot initialisation), so the untrained score is each image's distance from grey, which ranks bottle's
 images below chance.
+
+Marked slow (the longest test of the suite; the default suite keeps the real-image floor on grid,
+``test_grid_floor.py``). Run it with ``bash scripts/test.sh --runslow``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning
+import pytest
 from anomalib.engine import Engine
 
 from anomalib_cbigan import Cbigan
@@ -53,6 +57,7 @@ def measure(seeds: list[int]) -> None:
         print(f"seed {seed}: untrained {untrained:.3f}, trained {trained:.3f}", flush=True)
 
 
+@pytest.mark.slow
 def test_short_training_beats_the_untrained_networks_on_bottle(tmp_path: Path, real_mvtec_root: Path) -> None:
     untrained, trained = train_and_score(0, tmp_path, real_mvtec_root)
     print(f"bottle image AUROC (raw A(x)): untrained {untrained:.3f}, trained {trained:.3f}")
