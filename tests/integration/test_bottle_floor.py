@@ -10,7 +10,7 @@ A(x); the figures are in docs/history.md, "Real images: MVTec AD bottle"). Untra
 grey (Glorot initialisation), so the untrained score is each image's distance from grey, which ranks bottle's
 images below chance.
 
-Marked slow (the longest test of the suite; the default suite keeps the real-image floor on grid,
+Marked slow (the default suite's longest test before; it keeps the real-image floor on grid,
 ``test_grid_floor.py``). Run it with ``bash scripts/test.sh --runslow``.
 """
 
