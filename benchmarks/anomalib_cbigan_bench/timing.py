@@ -54,8 +54,9 @@ def processor() -> str:
 def write_speed_tables(rows: list[dict[str, Any]], output: Path) -> None:
     """``output.{md,csv}``, every row stamped with the processor, torch threads and version the figures were taken
     with."""
+    cpu = processor()
     for row in rows:
-        row["processor"] = processor()
+        row["processor"] = cpu
         row["threads"] = torch.get_num_threads()
         row["torch"] = torch.__version__
     write_tables(rows, output)
